@@ -1,0 +1,60 @@
+"""The architect: one update of the architecture parameters alpha (DARTS, section 2.3).
+
+    first order    grad_alpha = dL_val(w, alpha) / dalpha
+    second order   w'         = w - eta * (mu * m + dL_train(w) / dw + lambda * w)
+                   grad_alpha = dL_val(w', alpha) / dalpha
+                                - eta * (g+ - g-) / (2R),      R = 0.01 / ||v||,
+                   v  = dL_val(w', alpha) / dw',
+                   g+- = dL_train(w +- R v, alpha) / dalpha      (finite-difference H v)
+
+Every gradient is a run of the same gradient program; the vector programs move the flat
+weight vector between w, w' and w +- R v and restore w exactly (they copy it, no
+arithmetic round trip).  The BN running statistics are left alone by all these extra passes
+(bn_update = 0); in first order the validation pass updates them as in the original code.
+See programs.py for what each program computes.
+"""
+
+import numpy as np
+
+ON = np.ones(1, np.float32)
+OFF = np.zeros(1, np.float32)
+
+
+class Architect:
+    def __init__(self, runner, programs, unrolled=False):
+        self.runner, self.p, self.unrolled = runner, programs, unrolled
+        if unrolled and "unroll" not in programs.progs:
+            raise ValueError("second order needs programs built with unrolled=True")
+
+    def gradient(self, batch, bn_update):
+        """One forward/backward pass: fills G_w and G_alpha; returns (loss, accuracy)."""
+        x, y = batch
+        loss, acc = self.runner.run(self.p["grad"], x=x, y=y, bn_update=bn_update)
+        return float(loss), float(acc)
+
+    def step(self, train_batch, valid_batch, eta):
+        """Update alpha on a validation batch; returns the validation (loss, accuracy)."""
+        if self.unrolled:
+            result = self._second_order_gradient(train_batch, valid_batch, eta)
+        else:
+            result = self.gradient(valid_batch, ON)
+        self.runner.run(self.p["alpha_step"])
+        return result
+
+    def _second_order_gradient(self, train_batch, valid_batch, eta):
+        run, eta = self.runner.run, np.array([eta], np.float32)
+        self.gradient(train_batch, OFF)                 # G_w = dL_train(w)/dw
+        run(self.p["unroll"], eta=eta)                  # w <- w'
+        result = self.gradient(valid_batch, OFF)        # d_alpha, v at w'
+        run(self.p["perturb_plus"])                     # w <- w + R v
+        self.gradient(train_batch, OFF)                 # g+
+        run(self.p["perturb_minus"])                    # w <- w - R v
+        self.gradient(train_batch, OFF)                 # g-
+        run(self.p["combine"], eta=eta)                 # G_alpha <- d_alpha - eta H v; w restored
+        return result
+
+    def weight_step(self, train_batch):
+        """The ordinary weight update on the training batch (after the alpha step)."""
+        result = self.gradient(train_batch, ON)
+        self.runner.run(self.p["weight_step"])
+        return result

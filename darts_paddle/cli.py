@@ -1,0 +1,92 @@
+"""Command-line plumbing shared by the scripts: flags, save directory, logging, errors.
+
+Flag names and defaults are those of the original DARTS scripts, so commands carry over.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from .errors import UserError
+
+DATASETS = ("cifar10", "cifar100", "svhn", "fashion_mnist")
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def fraction(text):
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def search_parser():
+    p = argparse.ArgumentParser(
+        description="DARTS architecture search on Paddle static graph",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="./data", help="location of the data corpus")
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS)
+    p.add_argument("--batch_size", type=positive_int, default=64)
+    p.add_argument("--learning_rate", type=float, default=0.025, help="init weight lr")
+    p.add_argument("--learning_rate_min", type=float, default=0.001, help="min weight lr")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight_decay", type=float, default=3e-4)
+    p.add_argument("--report_freq", type=positive_int, default=50, help="log every N steps")
+    p.add_argument("--epochs", type=positive_int, default=50)
+    p.add_argument("--init_channels", type=positive_int, default=16)
+    p.add_argument("--layers", type=positive_int, default=8, help="total number of cells")
+    p.add_argument("--cutout", action="store_true", default=False)
+    p.add_argument("--cutout_length", type=positive_int, default=16)
+    p.add_argument("--save", default="EXP", help="experiment name (search-NAME-DATE)")
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--grad_clip", type=float, default=5.0)
+    p.add_argument("--train_portion", type=fraction, default=0.5)
+    p.add_argument("--unrolled", action="store_true", default=False,
+                   help="second-order approximation of the architecture gradient")
+    p.add_argument("--arch_learning_rate", type=float, default=3e-4)
+    p.add_argument("--arch_weight_decay", type=float, default=1e-3)
+    p.add_argument("--max_steps", type=positive_int, default=None,
+                   help="cap the steps per epoch (smoke runs)")
+    p.add_argument("--workers", type=int, default=None, help="data loader processes")
+    return p
+
+
+def make_save_dir(args, kind):
+    """search-EXP-20261123-201500, as the original; never reuses an existing directory."""
+    path = f"{kind}-{args.save}-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.makedirs(path, exist_ok=False)
+    args.save = path
+    return path
+
+
+def setup_logging(save_dir):
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p")
+    root = logging.getLogger("darts_paddle")
+    root.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stdout)
+    console.setLevel(logging.INFO)
+    console.setFormatter(fmt)
+    logfile = logging.FileHandler(os.path.join(save_dir, "log.txt"))
+    logfile.setFormatter(fmt)
+    root.handlers[:] = [console, logfile]
+
+
+def run_main(fn, argv=None):
+    """Run a script's body: user mistakes become one `error:` line and exit status 2."""
+    try:
+        fn(argv)
+        return 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,401 @@
+"""Genotypes: the discrete cell architectures that DARTS derives from its alphas.
+
+A genotype lists, for the normal and the reduction cell, two ``(op, input)`` pairs per
+intermediate node (flat, node by node) and the states concatenated into the cell output.
+Input index 0 is c_{k-2}, 1 is c_{k-1}, and j >= 2 is intermediate node j - 2.
+
+Genotypes travel as text (``Genotype(...)`` literals, parsed without eval), as JSON, or by
+name through the registry in the top-level ``genotypes.py``; `resolve_arch` accepts all three.
+This module needs numpy only, never paddle.
+"""
+
+import ast
+import difflib
+import importlib
+import importlib.util
+import json
+import os
+import tempfile
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+
+from darts_paddle.errors import UserError
+
+Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
+
+PRIMITIVES = [
+    'none',
+    'max_pool_3x3',
+    'avg_pool_3x3',
+    'skip_connect',
+    'sep_conv_3x3',
+    'sep_conv_5x5',
+    'dil_conv_3x3',
+    'dil_conv_5x5',
+]
+
+# Ops a genotype may name: the searchable ones (never 'none': it would be a dead edge)
+# plus the two that NASNet and AmoebaNet use.
+KNOWN_OPS = [op for op in PRIMITIVES if op != 'none'] + ['sep_conv_7x7', 'conv_7x1_1x7']
+
+_CELLS = (('normal', 'normal_concat'), ('reduce', 'reduce_concat'))
+
+_EXPECTED_LITERAL = ("expected Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], "
+                     "reduce=[...], reduce_concat=[2, 3, 4, 5])")
+
+
+# --------------------------------------------------------------------------- validation
+
+def _is_int(value):
+    # bool is an int subclass, but True as an input index is surely a typo.
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_pair(item):
+    return (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str))
+
+
+def _flatten_ops(cell, ops):
+    """Accept the flat spelling and the one nested per node; return the flat list."""
+    if not isinstance(ops, (list, tuple)) or len(ops) == 0:
+        raise UserError(f"{cell} cell: expected a non-empty list of (op, input) pairs, got {ops!r}")
+    if _is_pair(ops[0]) or not isinstance(ops[0], (list, tuple)):
+        return list(ops)  # flat; each item is checked by the caller
+    flat = []
+    for node, group in enumerate(ops):
+        if _is_pair(group) or not isinstance(group, (list, tuple)):
+            raise UserError(f"{cell} cell: mixes flat (op, input) pairs with per-node lists; "
+                            "use one spelling: [('op', j), ...] or [[('op', j), ('op', k)], ...]")
+        if len(group) != 2:
+            raise UserError(f"{cell} cell, node {node}: has {len(group)} inputs; "
+                            "every node takes exactly two (op, input) pairs")
+        flat.extend(group)
+    return flat
+
+
+def validate_cell(cell, ops, concat, known_ops=KNOWN_OPS):
+    """Check one cell's ops and concat; return them as ([(str, int), ...], [int, ...]).
+
+    `cell` only names the cell in error messages ('normal', 'reduce').
+    """
+    flat = _flatten_ops(cell, ops)
+    if len(flat) % 2:
+        raise UserError(f"{cell} cell: {len(flat)} (op, input) pairs is odd; "
+                        "every node takes exactly two, so the list needs an even length")
+    steps = len(flat) // 2
+    pairs = []
+    for position, item in enumerate(flat):
+        node = position // 2
+        if not _is_pair(item) or not _is_int(item[1]):
+            raise UserError(f"{cell} cell, node {node}: {item!r} is not an (op name, input index) "
+                            "pair like ('sep_conv_3x3', 0)")
+        op, j = str(item[0]), int(item[1])
+        if op not in known_ops:
+            hint = difflib.get_close_matches(op, known_ops, n=1)
+            hint = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise UserError(f"{cell} cell, node {node}: unknown op '{op}'{hint}; "
+                            f"known ops: {', '.join(known_ops)}")
+        if not 0 <= j < node + 2:
+            raise UserError(f"{cell} cell, node {node}: input index {j} out of range; node {node} "
+                            f"can read states 0..{node + 1} (0, 1 = cell inputs, j >= 2 = node j-2)")
+        pairs.append((op, j))
+    return pairs, _validate_concat(cell, concat, steps)
+
+
+def _validate_concat(cell, concat, steps):
+    if isinstance(concat, range):
+        concat = list(concat)
+    if not isinstance(concat, (list, tuple)) or len(concat) == 0:
+        raise UserError(f"{cell}_concat: expected a non-empty list of state indices, got {concat!r}")
+    for j in concat:
+        if not _is_int(j) or not 2 <= j < steps + 2:
+            raise UserError(f"{cell}_concat: {j!r} is not an intermediate state; with {steps} nodes "
+                            f"the concat indices lie in {list(range(2, steps + 2))}")
+    if len(set(concat)) != len(concat):
+        raise UserError(f"{cell}_concat: {list(concat)} repeats an index; list each state once")
+    return [int(j) for j in concat]
+
+
+def validate_genotype(g, known_ops=KNOWN_OPS):
+    """Check a genotype and return it normalised: lists of (str, int) tuples, int concat lists."""
+    if not (isinstance(g, tuple) and getattr(g, '_fields', None) == Genotype._fields):
+        raise UserError(f"expected a Genotype with fields {', '.join(Genotype._fields)}, "
+                        f"got {type(g).__name__}")
+    fields = {}
+    for cell, concat_name in _CELLS:
+        ops, concat = validate_cell(cell, getattr(g, cell), getattr(g, concat_name), known_ops)
+        fields[cell], fields[concat_name] = ops, concat
+    return Genotype(**fields)
+
+
+# --------------------------------------------------------------------------- derivation
+
+def softmax(alpha):
+    """Row-wise softmax; subtracting the row maximum keeps exp() from overflowing."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    shifted = np.exp(alpha - alpha.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def num_edges(steps):
+    """Edges of a cell with `steps` nodes: node i has 2 + i inputs."""
+    return sum(2 + i for i in range(steps))
+
+
+def steps_from_edges(edges):
+    for steps in range(1, edges + 1):
+        if num_edges(steps) == edges:
+            return steps
+    raise ValueError(f"{edges} edges match no cell size (2, 5, 9, 14, 20, ... for 1, 2, 3, 4, 5 nodes)")
+
+
+def derive_cell(weights, steps=4, primitives=PRIMITIVES):
+    """Top-2 parse of one cell from its (already softmaxed) op weights, [edges, len(primitives)].
+
+    'none' never wins: edges are ranked by, and ops picked from, the other ops only,
+    because a 'none' edge carries nothing into the evaluation network.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (num_edges(steps), len(primitives)):
+        raise ValueError(f"weights of shape {weights.shape} do not fit {steps} nodes and "
+                         f"{len(primitives)} ops: expected {(num_edges(steps), len(primitives))}")
+    usable = np.array([op != 'none' for op in primitives])
+    masked = np.where(usable, weights, -np.inf)
+    ops, start = [], 0
+    for node in range(steps):
+        rows = masked[start:start + node + 2]
+        # Stable sort: on a tie the lower input index wins, as in the original parse.
+        strongest = sorted(range(node + 2), key=lambda j: -rows[j].max())[:2]
+        ops.extend((primitives[int(np.argmax(rows[j]))], j) for j in strongest)
+        start += node + 2
+    return ops
+
+
+def derive_genotype(weights_normal, weights_reduce, steps=4, primitives=PRIMITIVES):
+    """Genotype from the softmaxed weights of both cells; every node goes into the concat."""
+    concat = list(range(2, 2 + steps))
+    return Genotype(normal=derive_cell(weights_normal, steps, primitives), normal_concat=concat,
+                    reduce=derive_cell(weights_reduce, steps, primitives), reduce_concat=list(concat))
+
+
+def genotype_from_alphas(alphas_normal, alphas_reduce, primitives=PRIMITIVES):
+    """Softmax the raw alphas, then derive; the number of nodes follows from the edge count."""
+    steps = steps_from_edges(np.shape(alphas_normal)[0])
+    return derive_genotype(softmax(alphas_normal), softmax(alphas_reduce), steps, primitives)
+
+
+# --------------------------------------------------------------------------- text format
+
+def _format_ops(ops):
+    return '[' + ', '.join(f"('{op}', {int(j)})" for op, j in ops) + ']'
+
+
+def _format_concat(concat):
+    return '[' + ', '.join(str(int(j)) for j in concat) + ']'
+
+
+def format_genotype(g):
+    """The one-line ``Genotype(...)`` spelling of genotypes.py, ready to paste there."""
+    g = validate_genotype(g)
+    return (f"Genotype(normal={_format_ops(g.normal)}, normal_concat={_format_concat(g.normal_concat)}, "
+            f"reduce={_format_ops(g.reduce)}, reduce_concat={_format_concat(g.reduce_concat)})")
+
+
+def _snippet(node):
+    text = ' '.join(ast.unparse(node).split())
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def _literal(node, field):
+    """Turn an allowed AST node into a Python value; everything else is refused, never run."""
+    if isinstance(node, ast.Constant) and (isinstance(node.value, str) or _is_int(node.value)):
+        return node.value
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant) and _is_int(node.operand.value)):
+        return -node.operand.value  # so that validation can say "index -1 out of range"
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(item, field) for item in node.elts]
+    if field.endswith('_concat') and _is_range_call(node):
+        return list(range(*[_literal(arg, field) for arg in node.args]))
+    raise UserError(f"{field}: `{_snippet(node)}` is not allowed in a genotype literal; expected "
+                    + ("a list of ints or range(a, b)" if field.endswith('_concat')
+                       else "a list of ('op name', input index) pairs"))
+
+
+def _is_range_call(node):
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'range'
+            and 1 <= len(node.args) <= 2 and not node.keywords
+            and all(isinstance(a, ast.Constant) and _is_int(a.value) for a in node.args))
+
+
+def _call_fields(call):
+    """Map Genotype(...) arguments, positional or keyword, onto the four field names."""
+    if len(call.args) > len(Genotype._fields):
+        raise UserError(f"Genotype(...) takes 4 arguments, got {len(call.args)} positional; "
+                        + _EXPECTED_LITERAL)
+    fields = {}
+    for name, arg in zip(Genotype._fields, call.args):
+        if isinstance(arg, ast.Starred):
+            raise UserError(f"`{_snippet(arg)}` is not allowed in a genotype literal; " + _EXPECTED_LITERAL)
+        fields[name] = arg
+    for kw in call.keywords:
+        if kw.arg not in Genotype._fields:
+            shown = '**' + _snippet(kw.value) if kw.arg is None else kw.arg
+            raise UserError(f"Genotype(...) has no field '{shown}'; the fields are "
+                            f"{', '.join(Genotype._fields)}")
+        if kw.arg in fields:
+            raise UserError(f"Genotype(...) gives '{kw.arg}' twice; give each field once")
+        fields[kw.arg] = kw.value
+    missing = [name for name in Genotype._fields if name not in fields]
+    if missing:
+        raise UserError(f"Genotype(...) is missing {', '.join(missing)}; " + _EXPECTED_LITERAL)
+    return fields
+
+
+def parse_genotype(text):
+    """Parse a ``Genotype(...)`` literal (flat or nested per node, concat may be range(...)).
+
+    The text is only walked as a syntax tree, never evaluated, so pasting it is safe.
+    """
+    if not isinstance(text, str):
+        raise UserError(f"expected genotype text, got {type(text).__name__}")
+    try:
+        tree = ast.parse(text.strip(), mode='eval')
+    except SyntaxError as exc:
+        raise UserError(f"genotype literal is not valid Python syntax ({exc.msg}); "
+                        + _EXPECTED_LITERAL) from None
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == 'Genotype'):
+        raise UserError(f"`{_snippet(call)}` is not a Genotype(...) call; " + _EXPECTED_LITERAL)
+    values = {name: _literal(node, name) for name, node in _call_fields(call).items()}
+    return validate_genotype(Genotype(**values))
+
+
+# --------------------------------------------------------------------------- JSON
+
+def genotype_to_json(g):
+    """Plain dict for json.dump: pairs become [op, index] lists."""
+    g = validate_genotype(g)
+    return {name: [list(pair) for pair in value] if name in ('normal', 'reduce') else list(value)
+            for name, value in g._asdict().items()}
+
+
+def genotype_from_json(obj):
+    """Genotype from the bare dict or from a larger record holding it under "genotype"."""
+    if isinstance(obj, dict) and 'genotype' in obj:
+        obj = obj['genotype']
+    if isinstance(obj, str):
+        return parse_genotype(obj)
+    if not isinstance(obj, dict):
+        raise UserError(f"genotype JSON must be an object with keys {', '.join(Genotype._fields)} "
+                        f"(or hold one under \"genotype\"), got {type(obj).__name__}")
+    missing = [name for name in Genotype._fields if name not in obj]
+    if missing:
+        raise UserError(f"genotype JSON lacks {', '.join(missing)}; expected keys "
+                        f"{', '.join(Genotype._fields)}")
+    return validate_genotype(Genotype(**{name: obj[name] for name in Genotype._fields}))
+
+
+def save_genotype_json(g, path):
+    """Write atomically, so a reader never sees half a file (searches save every epoch)."""
+    path = Path(path)
+    # One field per line: readable, and still a diff-friendly single line per cell.
+    fields = genotype_to_json(g).items()
+    text = '{\n' + ',\n'.join(f'  {json.dumps(k)}: {json.dumps(v)}' for k, v in fields) + '\n}\n'
+    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent or '.')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def load_genotype_json(path):
+    path = Path(path)
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"genotype file {path} does not exist; check the path") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"genotype file {path} is not valid JSON ({exc}); "
+                        "write it with save_genotype_json or fix it by hand") from None
+    try:
+        return genotype_from_json(obj)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- registry
+
+def registry_from_module(module):
+    """Every public module-level genotype by name (aliases such as DARTS included).
+
+    Tuples with Genotype's fields from another namedtuple count too, so a genotypes.py
+    copied from elsewhere works; they are converted, not yet validated.
+    """
+    registry = {}
+    for name, value in vars(module).items():
+        if (not name.startswith('_') and isinstance(value, tuple)
+                and getattr(value, '_fields', None) == Genotype._fields):
+            registry[name] = Genotype(*value)
+    return registry
+
+
+def default_registry():
+    """The registry users edit: the top-level genotypes.py (repo root on sys.path, else beside
+    the package in a source checkout)."""
+    try:
+        module = importlib.import_module('genotypes')
+    except ModuleNotFoundError as exc:
+        if exc.name != 'genotypes':
+            raise
+        module = _load_beside_package()
+    except Exception as exc:
+        raise UserError(f"genotypes.py failed to import ({type(exc).__name__}: {exc}); "
+                        "fix the file or pass a Genotype(...) literal / JSON path") from None
+    return registry_from_module(module)
+
+
+def _load_beside_package():
+    path = Path(__file__).resolve().parent.parent / 'genotypes.py'
+    if not path.is_file():
+        raise UserError("cannot import the genotype registry genotypes.py; run from the repository "
+                        "root, or pass a Genotype(...) literal or a path to a genotype JSON")
+    spec = importlib.util.spec_from_file_location('genotypes', path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UserError(f"{path} failed to import ({type(exc).__name__}: {exc}); fix the file "
+                        "or pass a Genotype(...) literal / JSON path") from None
+    return module
+
+
+def resolve_arch(text, registry=None):
+    """--arch value -> Genotype: a registry name, a genotype JSON path, or a Genotype(...) literal."""
+    text = str(text).strip()
+    if text.startswith('Genotype('):
+        return parse_genotype(text)
+    looks_like_path = text.lower().endswith('.json') or os.sep in text or '/' in text
+    if registry is None and not looks_like_path:
+        registry = default_registry()
+    registry = registry or {}
+    if text in registry:
+        try:
+            return validate_genotype(registry[text])
+        except UserError as exc:
+            raise UserError(f"genotype '{text}' in the registry is broken: {exc}") from None
+    if looks_like_path:
+        if not os.path.isfile(text):
+            raise UserError(f"genotype file {text} does not exist; check the path")
+        return load_genotype_json(text)
+    close = difflib.get_close_matches(text, list(registry), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise UserError(f"unknown genotype '{text}'{hint}; known: {', '.join(sorted(registry))} "
+                    "(or pass a Genotype(...) literal or a path to a genotype JSON)")

@@ -1,0 +1,101 @@
+"""Building blocks shared by the search network and the evaluation networks.
+
+Each block declares its weights in a ParamStore and its BN statistics in a StatsStore when
+constructed, and builds static-graph ops when called with a `Context`.  Convolutions have no
+bias (REFERENCE.md section 1); BN is non-affine inside search cells and affine elsewhere.
+"""
+
+from dataclasses import dataclass
+
+from .params import ParamStore, StatsStore
+
+BN_MOMENTUM = 0.9  # Paddle's convention: running = 0.9 * running + 0.1 * batch (PyTorch 0.1)
+BN_EPS = 1e-5
+
+
+@dataclass
+class Context:
+    """What a forward pass needs besides its input: the mode, and later drop path."""
+
+    training: bool
+    drop_prob: object = None  # a fed scalar in eval-network training programs
+
+
+def conv(x, weight, stride=1, padding=0, dilation=1, groups=1):
+    import paddle.nn.functional as F
+
+    return F.conv2d(x, weight.value, stride=stride, padding=padding, dilation=dilation,
+                    groups=groups)
+
+
+class BatchNorm:
+    """BN over `channels`; training mode records the updated running statistics."""
+
+    def __init__(self, params: ParamStore, stats: StatsStore, name, channels, affine):
+        self.stats = stats.declare(name, channels)
+        self.scale = params.declare(name + ".weight", [channels], "ones", 1) if affine else None
+        self.shift = params.declare(name + ".bias", [channels], "zeros", 1) if affine else None
+
+    def __call__(self, x, ctx, scale=None):
+        """`scale` (non-affine BN only) multiplies the output per channel, e.g. op weights."""
+        import paddle
+        from paddle import _C_ops
+
+        s = self.stats
+        shift = None
+        if self.scale is not None:
+            scale, shift = self.scale.value, self.shift.value
+        elif scale is not None:
+            # the kernel needs a bias beside a scale, and a bias gradient to write into
+            shift = paddle.zeros([s.channels], x.dtype)
+            shift.stop_gradient = False
+        out, new_mean, new_var, *_ = _C_ops.batch_norm(
+            x, s.mean, s.var, scale, shift,
+            not ctx.training, BN_MOMENTUM, BN_EPS, "NCHW", False, False)
+        if ctx.training:
+            s.new_mean, s.new_var = new_mean, new_var
+        return out
+
+
+class ReLUConvBN:
+    def __init__(self, params, stats, name, c_in, c_out, kernel, stride, padding, affine):
+        self.weight = params.declare(name + ".conv", [c_out, c_in, kernel, kernel])
+        self.bn = BatchNorm(params, stats, name + ".bn", c_out, affine)
+        self.stride, self.padding = stride, padding
+
+    def __call__(self, x, ctx):
+        import paddle.nn.functional as F
+
+        return self.bn(conv(F.relu(x), self.weight, self.stride, self.padding), ctx)
+
+
+class FactorizedReduce:
+    """Halve the resolution with two 1x1 stride-2 convs, one shifted by a pixel.
+
+    `copies` > 1 computes that many independent FactorizedReduce ops of the same input at
+    once (the fused search cell): their convs share the input, so the weights simply
+    stack along the output channels.  Output [B, copies * c_out, H/2, W/2], copy-major.
+    """
+
+    def __init__(self, params, stats, name, c_in, c_out, affine, copies=1):
+        assert c_out % 2 == 0, "FactorizedReduce needs an even channel count"
+        half = copies * c_out // 2
+        self.conv_1 = params.declare(name + ".conv_1", [half, c_in, 1, 1])
+        self.conv_2 = params.declare(name + ".conv_2", [half, c_in, 1, 1])
+        self.bn = BatchNorm(params, stats, name + ".bn", copies * c_out, affine)
+        self.copies, self.c_out = copies, c_out
+
+    def __call__(self, x, ctx, scale=None):
+        import paddle
+        import paddle.nn.functional as F
+
+        x = F.relu(x)
+        a = conv(x, self.conv_1, stride=2)
+        b = conv(x[:, :, 1:, 1:], self.conv_2, stride=2)
+        if self.copies == 1:
+            return self.bn(paddle.concat([a, b], axis=1), ctx, scale)
+        # interleave per copy: [a_0, b_0, a_1, b_1, ...] so copy e owns channels e*c_out...
+        h, w = a.shape[2], a.shape[3]
+        half = [-1, self.copies, self.c_out // 2, h, w]
+        ab = paddle.concat([paddle.reshape(a, half), paddle.reshape(b, half)], axis=2)
+        return self.bn(paddle.reshape(ab, [-1, self.copies * self.c_out, h, w]), ctx, scale)

@@ -1,0 +1,216 @@
+"""Weights and BN statistics of a network, kept in a few large persistable tensors.
+
+Why: the architect's second-order step works on "the weight set" as a vector
+(w' = w - eta*(...), w +/- R*v, ||v||, restore), the optimizer updates all weights, and
+Paddle's cost of building and preparing a program grows faster than its op count.  So the
+weights are not hundreds of parameters but a handful of *banks*: every weight whose shape
+has the same trailing dimensions (all depthwise 3x3 kernels [n, 1, 3, 3], all 1x1 convs
+reading 64 channels [n, 64, 1, 1], ...) is a slice of one bank along axis 0.  A program
+binds them with one `split` per bank (whose backward is one `concat`), no reshapes; vector
+work and the optimizer are a few ops per bank.
+
+Network code declares its weights while it is constructed (`declare`), like `__init__` of
+an nn.Layer, and reads `entry.value` in its forward.  Every Program that runs the network
+calls `materialize()` once, so all programs share the same scope variables by name."""
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import numpy as np
+
+
+@dataclass
+class Entry:
+    name: str
+    shape: Tuple[int, ...]
+    init: str  # 'uniform' (+-1/sqrt(fan_in), PyTorch's default), 'ones', 'zeros'
+    fan_in: int
+    bank: str = ""
+    offset: int = 0  # first row in its bank (axis 0)
+    value: object = None  # the tensor in the program being built
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+def bank_name(prefix, trailing):
+    return f"{prefix}.{'x'.join(map(str, trailing)) if trailing else 'vector'}"
+
+
+@dataclass
+class ParamStore:
+    """Trainable weights of one network, grouped into banks named `<prefix>.<trailing dims>`."""
+
+    prefix: str
+    entries: List[Entry] = field(default_factory=list)
+    banks: "OrderedDict[str, list]" = field(default_factory=OrderedDict)
+    _by_name: dict = field(default_factory=dict)
+
+    def declare(self, name, shape, init="uniform", fan_in=None):
+        if name in self._by_name:
+            raise ValueError(f"weight {name!r} declared twice")
+        shape = tuple(int(s) for s in shape)
+        if fan_in is None:  # conv [out, in/groups, kh, kw] and linear [in, out] alike
+            fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+        bank = bank_name(self.prefix, shape[1:])
+        members = self.banks.setdefault(bank, [])
+        entry = Entry(name, shape, init, fan_in, bank, sum(e.shape[0] for e in members))
+        members.append(entry)
+        self.entries.append(entry)
+        self._by_name[name] = entry
+        return entry
+
+    @property
+    def size(self):
+        return sum(e.size for e in self.entries)
+
+    def bank_shapes(self):
+        return {bank: [sum(e.shape[0] for e in members), *members[0].shape[1:]]
+                for bank, members in self.banks.items()}
+
+    def __getitem__(self, name):
+        return self._by_name[name]
+
+    def materialize(self, shared):
+        """Create (or look up) the banks in the current program; bind every entry."""
+        import paddle
+
+        banks = []
+        for bank, shape in self.bank_shapes().items():
+            members = self.banks[bank]
+            tensor = shared.parameter(bank, shape)
+            pieces = (paddle.split(tensor, [e.shape[0] for e in members], axis=0)
+                      if len(members) > 1 else [tensor])
+            for entry, piece in zip(members, pieces):
+                entry.value = piece
+            banks.append(tensor)
+        return banks
+
+    def initial_values(self, rng):
+        """{bank: numpy array}: deterministic under the seed and independent of Paddle."""
+        values = {}
+        for bank, shape in self.bank_shapes().items():
+            values[bank] = array = np.empty(shape, np.float32)
+            for e in self.banks[bank]:
+                part = array[e.offset:e.offset + e.shape[0]]
+                if e.init == "uniform":
+                    bound = 1.0 / np.sqrt(e.fan_in)
+                    part[...] = rng.uniform(-bound, bound, part.shape)
+                else:
+                    part[...] = 1.0 if e.init == "ones" else 0.0
+        return values
+
+    def unbank(self, banks):
+        """{weight name: array view} from {bank: array} (checkpoints, tests, conversion)."""
+        return {e.name: banks[e.bank][e.offset:e.offset + e.shape[0]] for e in self.entries}
+
+
+@dataclass
+class BNStats:
+    name: str
+    channels: int
+    offset: int
+    mean: object = None
+    var: object = None
+    new_mean: object = None
+    new_var: object = None
+
+
+@dataclass
+class StatsStore:
+    """Running means and variances of all BNs, as two flat buffers `<prefix>.mean/.var`.
+
+    In training mode the BN op returns the updated statistics; `write_back` stores them
+    gated by a fed scalar, so the architect's virtual and perturbed passes can run the
+    same program without touching the statistics (gate 0).
+    """
+
+    prefix: str
+    entries: List[BNStats] = field(default_factory=list)
+
+    def declare(self, name, channels):
+        entry = BNStats(name, int(channels), self.size)
+        self.entries.append(entry)
+        return entry
+
+    @property
+    def size(self):
+        return sum(e.channels for e in self.entries)
+
+    def materialize(self, shared):
+        import paddle
+
+        sizes = [e.channels for e in self.entries]
+        self._mean = shared.buffer(self.prefix + ".mean", [self.size])
+        self._var = shared.buffer(self.prefix + ".var", [self.size])
+        for e, m, v in zip(self.entries, paddle.split(self._mean, sizes),
+                           paddle.split(self._var, sizes)):
+            e.mean, e.var, e.new_mean, e.new_var = m, v, None, None
+
+    def write_back(self, gate):
+        """stats <- stats + gate * (updated - stats), for every BN run in training mode."""
+        import paddle
+
+        missing = [e.name for e in self.entries if e.new_mean is None]
+        if missing:
+            raise RuntimeError(f"BN statistics never updated: {missing[:5]}")
+        for flat, new in ((self._mean, [e.new_mean for e in self.entries]),
+                          (self._var, [e.new_var for e in self.entries])):
+            paddle.assign(flat + gate * (paddle.concat(new) - flat), output=flat)
+
+    def initial_values(self):
+        return np.zeros(self.size, np.float32), np.ones(self.size, np.float32)
+
+
+class SharedVars:
+    """Persistable variables shared by several Programs, created once in `startup`.
+
+    The first program that asks for a name creates the variable (its initializer goes to
+    the startup program); later programs declare the same name so the Executor binds the
+    same scope variable.  Values are filled by the runner from numpy after startup.
+    """
+
+    def __init__(self, dtype="float32"):
+        self.dtype = dtype  # float64 lets tests compare gradients with finite differences
+        self._first = {}
+
+    def parameter(self, name, shape, trainable=True):
+        import paddle
+        from paddle.pir import core
+
+        if name not in self._first:
+            p = paddle.static.create_parameter(
+                shape, self.dtype, name=name,
+                default_initializer=paddle.nn.initializer.Constant(0.0))
+            p.stop_gradient = not trainable
+            self._first[name] = p
+            return p
+        return core._get_parameter(paddle.static.default_main_program(), self._first[name])
+
+    def buffer(self, name, shape, dtype=None):
+        import paddle
+        from paddle.pir import core
+
+        if name not in self._first:
+            b = core.create_persistable_value(
+                dtype or self.dtype, shape, name=name, initializer=paddle.nn.initializer.Constant(0.0))
+            self._first[name] = b
+            return b
+        return core._get_persistable_value(paddle.static.default_main_program(),
+                                           self._first[name])
+
+    def alias(self, name, value):
+        """Make a persistable variable created elsewhere (an optimizer's) known by `name`."""
+        self._first[name] = value
+
+    def get(self, name):
+        return self._first[name]
+
+    def scope_name(self, name):
+        """The scope variable behind `name` (differs for aliases such as momentum_*)."""
+        return self._first[name].name
+
+    def names(self):
+        return list(self._first)

@@ -1,0 +1,58 @@
+"""The one owner of the Executor, the Scope and the place.
+
+Everything that runs a Program or touches a variable's value goes through a Runner, so the
+rest of the code never sees feeds, fetch lists or scopes.
+"""
+
+import numpy as np
+
+from .runtime import get_place, import_paddle
+
+
+class Runner:
+    def __init__(self, place=None, dtype="float32"):
+        paddle = import_paddle()
+        self.dtype = np.dtype(dtype)  # floating feeds and values are cast to it
+        self.place = place if place is not None else get_place()
+        self.scope = paddle.static.Scope()
+        self.exe = paddle.static.Executor(self.place)
+
+    def run(self, prog, **feed):
+        """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy."""
+        import paddle
+
+        missing = set(prog.feeds) - set(feed)
+        if missing:
+            raise ValueError(f"missing feeds {sorted(missing)}")
+        feed = {k: self._cast(v) for k, v in feed.items()}
+        with paddle.static.scope_guard(self.scope):
+            out = self.exe.run(prog.program, feed=feed, fetch_list=prog.fetch,
+                               scope=self.scope)
+        return [np.asarray(o) for o in out]
+
+    def run_startup(self, startup):
+        import paddle
+
+        with paddle.static.scope_guard(self.scope):
+            self.exe.run(startup, scope=self.scope)
+
+    def get(self, name):
+        """A copy of a scope variable as numpy."""
+        var = self.scope.find_var(name)
+        if var is None:
+            raise KeyError(f"no variable {name!r} in the scope")
+        return np.array(var.get_tensor())
+
+    def set(self, name, value):
+        var = self.scope.find_var(name)
+        if var is None:
+            raise KeyError(f"no variable {name!r} in the scope")
+        var.get_tensor().set(np.ascontiguousarray(self._cast(value)), self.place)
+
+    def set_all(self, values):
+        for name, value in values.items():
+            self.set(name, value)
+
+    def _cast(self, value):
+        value = np.asarray(value)
+        return value.astype(self.dtype) if value.dtype.kind == "f" else value

@@ -1,0 +1,100 @@
+"""Process-wide settings that must be in place before paddle is imported.
+
+Why a module of its own: OpenMP reads its thread count, glibc its allocator tunables and
+Paddle its GFLAGS when they first load, so they cannot be changed by the code that builds
+programs.  Every entry point calls `configure()` first; users override any default by
+exporting the variable themselves (we never overwrite what is already set).
+
+Defaults chosen by measurement on a 2-core CPU (bench/search_bench.py, PADDLE_NOTES.md):
+- OMP_NUM_THREADS = cores with FLAGS_paddle_num_threads = 1 was the fastest pairing;
+- FLAGS_new_executor_serial_run = 1 halves peak memory at no speed cost, and runs ops in
+  program order, which the in-place vector programs of the architect rely on;
+- glibc's default malloc returns the large conv buffers to the kernel after every op
+  (40 % of a batch-64 step went to page faults); raising the mmap and trim thresholds
+  keeps them in the heap.  Set through mallopt() because the MALLOC_* variables are only
+  read at process start.
+"""
+
+import contextlib
+import ctypes
+import ctypes.util
+import io
+import os
+import sys
+import warnings
+
+_configured = False
+
+# mallopt() parameter numbers from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+
+
+def _default_env():
+    cores = os.cpu_count() or 1
+    return {
+        "OMP_NUM_THREADS": str(cores),
+        "FLAGS_paddle_num_threads": "1",
+        "FLAGS_new_executor_serial_run": "1",
+        # Paddle logs every executor start at INFO level and warns on harmless PIR
+        # internals; users see our progress output instead.  GLOG_v / GLOG_minloglevel
+        # set by the user still win.
+        "GLOG_minloglevel": "2",
+    }
+
+
+def _tune_malloc():
+    """Keep large freed blocks in the heap instead of unmapping them after every op."""
+    if os.environ.get("DARTS_PADDLE_MALLOC", "tuned") != "tuned":
+        return False
+    path = ctypes.util.find_library("c")
+    if not path:
+        return False
+    try:
+        libc = ctypes.CDLL(path)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    ok &= mallopt(_M_TRIM_THRESHOLD, 16 * 1024 * 1024 * 1024)
+    ok &= mallopt(_M_TOP_PAD, 1024 * 1024 * 1024)
+    return bool(ok)
+
+
+def configure():
+    """Apply the runtime defaults once; must run before the first `import paddle`."""
+    global _configured
+    if _configured:
+        return
+    for key, value in _default_env().items():
+        os.environ.setdefault(key, value)
+    _tune_malloc()
+    # paddle.utils.cpp_extension warns about a missing ccache at import: irrelevant here.
+    warnings.filterwarnings("ignore", message=".*ccache.*")
+    # paddle.static.gradients itself asks a PIR value for its place and warns about it.
+    warnings.filterwarnings("ignore", message="Tensor do not have 'place' interface")
+    _configured = True
+
+
+def import_paddle():
+    """Import paddle after `configure()`, in static mode."""
+    configure()
+    # paddle prints a data-parallel warning to stderr whenever OMP_NUM_THREADS > 1; our
+    # thread default is deliberate, so keep that one message away from users.
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        import paddle
+    for line in stderr.getvalue().splitlines():
+        if "OMP_NUM_THREADS" not in line:
+            print(line, file=sys.stderr)
+    paddle.enable_static()
+    return paddle
+
+
+def get_place():
+    """CUDAPlace(0) when Paddle has CUDA and a device exists, else CPUPlace."""
+    paddle = import_paddle()
+    if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        return paddle.CUDAPlace(0)
+    return paddle.CPUPlace()

@@ -1,0 +1,253 @@
+"""The DARTS search network (supernet) with its mixed ops fused per source state.
+
+The paper's cell has 14 edges; each edge is a mixed op sum_k softmax(alpha_edge)[k] op_k(x)
+over the 8 PRIMITIVES.  Written edge by edge that is 14 x 8 ops per cell and a graph Paddle
+needs minutes to build.  Here all edges leaving one state are computed together, which is
+numerically the same thing (tests/test_supernet.py checks it against a per-edge network):
+
+- the weightless ops (max pool + BN, avg pool + BN, identity) depend only on the state, so
+  they run once per state.  A non-affine BN in training mode normalises with the batch
+  statistics, so one BN serves every edge;
+- the convolutions of the E edges leaving a state run as grouped convolutions over the input
+  tiled E times (depthwise: groups = E*C; 1x1: groups = E per op), and the first 1x1 convs
+  of the four conv ops, and the second 1x1 convs of the two sep convs, share one grouped
+  conv and one BN each;
+- 'none' contributes zero: it needs no kernel, only its column in the softmax.
+
+Parameter names keep the edge structure: `cells.3.from_1.sep_conv_3x3.dw_1` holds the
+first depthwise weights of the sep_conv_3x3 ops of all edges leaving state 1 of cell 3,
+edge-major (edge e owns rows e*C .. (e+1)*C - 1).
+"""
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .genotype import PRIMITIVES
+from .ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
+from .params import ParamStore, SharedVars, StatsStore
+
+STEPS = 4
+MULTIPLIER = 4
+CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
+DILATION = {"sep_conv_3x3": 1, "sep_conv_5x5": 1, "dil_conv_3x3": 2, "dil_conv_5x5": 2}
+ALPHAS = ("alphas_normal", "alphas_reduce")
+COL = {name: i for i, name in enumerate(PRIMITIVES)}
+
+
+def total(tensors):
+    """Sum by chained adds: add_n's backward costs two extra ops per input in Paddle."""
+    return functools.reduce(lambda a, b: a + b, tensors)
+
+
+def edge_index(source, node):
+    """Row of alpha for the edge source -> node (edges are numbered node by node)."""
+    return node * (node + 3) // 2 + source
+
+
+def targets(source, steps=STEPS):
+    """Nodes fed by a state: node i reads states 0 .. i+1."""
+    return list(range(max(0, source - 1), steps))
+
+
+class EdgesFromState:
+    """The mixed ops of every edge leaving one state, fused (see module docstring).
+
+    The op weights softmax(alpha) are applied as the scale of the last BN of each weighted
+    op (a non-affine BN followed by a per-channel factor is a BN with that scale), so the
+    weighting costs no extra pass over the large conv outputs.
+    """
+
+    def __init__(self, params, stats, name, C, nodes, stride):
+        E = len(nodes)
+        self.C, self.E, self.nodes, self.stride = C, E, nodes, stride
+        self.pool_bn = BatchNorm(params, stats, name + ".pool_bn", 2 * C, affine=False)
+        self.dw_1 = {op: params.declare(f"{name}.{op}.dw_1", [E * C, 1, KERNEL[op], KERNEL[op]])
+                     for op in CONV_OPS}
+        self.pw_1 = params.declare(name + ".pw_1", [4 * E * C, C, 1, 1])
+        self.bn_1 = BatchNorm(params, stats, name + ".bn_1", 2 * E * C, affine=False)
+        self.bn_dil = BatchNorm(params, stats, name + ".bn_dil", 2 * E * C, affine=False)
+        self.dw_2 = {op: params.declare(f"{name}.{op}.dw_2", [E * C, 1, KERNEL[op], KERNEL[op]])
+                     for op in CONV_OPS[:2]}
+        self.pw_2 = params.declare(name + ".pw_2", [2 * E * C, C, 1, 1])
+        self.bn_2 = BatchNorm(params, stats, name + ".bn_2", 2 * E * C, affine=False)
+        self.reduce = (FactorizedReduce(params, stats, name + ".skip_connect", C, C,
+                                        affine=False, copies=E) if stride == 2 else None)
+
+    def _depthwise(self, x, op, weight, stride):
+        k, d = KERNEL[op], DILATION[op]
+        return conv(x, weight, stride, padding=d * (k // 2), dilation=d, groups=self.E * self.C)
+
+    def _conv_ops(self, x, weights, ctx):
+        """sum over sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5 of w * op(x).
+
+        All edges at once: the input is tiled E times, the depthwise convs use
+        groups = E*C and the 1x1 convs groups = (ops * E).  Returns [B, E*C, h, w].
+        """
+        import paddle
+        import paddle.nn.functional as F
+
+        E = self.E
+        tiled = paddle.tile(F.relu(x), [1, E, 1, 1])
+        first = [self._depthwise(tiled, op, self.dw_1[op], self.stride) for op in CONV_OPS]
+        sep_mid, dil_out = paddle.split(
+            conv(paddle.concat(first, axis=1), self.pw_1, groups=4 * E), 2, axis=1)
+        dil_out = self.bn_dil(dil_out, ctx, scale=weights.dil_scale)
+        sep_mid = paddle.split(F.relu(self.bn_1(sep_mid, ctx)), 2, axis=1)
+        second = [self._depthwise(t, op, self.dw_2[op], 1) for t, op in zip(sep_mid, CONV_OPS[:2])]
+        sep_out = self.bn_2(conv(paddle.concat(second, axis=1), self.pw_2, groups=2 * E), ctx,
+                            scale=weights.sep_scale)
+        return paddle.add(*paddle.split(sep_out + dil_out, 2, axis=1))
+
+    def __call__(self, x, weights, ctx):
+        """Edge outputs sum_k w[e, k] op_k(x), one [B, C, h, w] tensor per target node.
+
+        weights: the `EdgeWeights` of this state's edges (softmax(alpha) rows, pre-cut).
+        """
+        import paddle
+        import paddle.nn.functional as F
+
+        E, C = self.E, self.C
+        pools = [F.max_pool2d(x, 3, self.stride, 1),
+                 F.avg_pool2d(x, 3, self.stride, 1, exclusive=True)]
+        pooled = self.pool_bn(paddle.concat(pools, axis=1), ctx)
+        h, w = pooled.shape[2], pooled.shape[3]
+        # weightless ops shared by all edges: one [E, k] x [k, C*h*w] product per sample
+        shared = [paddle.reshape(pooled, [-1, 2, C * h * w])]
+        if self.reduce is None:
+            shared.append(paddle.reshape(x, [-1, 1, C * h * w]))
+        mixed = [paddle.reshape(paddle.matmul(weights.shared, paddle.concat(shared, axis=1)),
+                                [-1, E * C, h, w]),
+                 self._conv_ops(x, weights, ctx)]
+        if self.reduce is not None:  # stride-2 skip_connect: one FactorizedReduce per edge
+            mixed.append(self.reduce(x, ctx, scale=weights.skip_scale))
+        mixed = total(mixed)
+        return paddle.split(mixed, E, axis=1) if E > 1 else [mixed]
+
+
+@dataclass
+class EdgeWeights:
+    """softmax(alpha) rows of the edges leaving one state, cut to the shapes used above."""
+
+    shared: object  # [E, 2 or 3]: max pool, avg pool (, identity when stride 1)
+    sep_scale: object  # [2*E*C]: sep 3x3 then sep 5x5, edge-major, repeated per channel
+    dil_scale: object  # [2*E*C]: dil 3x3 then dil 5x5
+    skip_scale: object = None  # [E*C]: stride-2 skip_connect (FactorizedReduce)
+
+
+def _per_channel(columns, C):
+    """[E, k] op weights -> [k*E*C] BN scale (op-major, then edge, then channel)."""
+    import paddle
+
+    k_by_e = paddle.unsqueeze(paddle.transpose(columns, [1, 0]), -1)
+    return paddle.reshape(paddle.expand(k_by_e, [k_by_e.shape[0], k_by_e.shape[1], C]), [-1])
+
+
+def edge_weights(alpha, reduction, C):
+    """Per source state, the EdgeWeights of its edges; once per (cell type, channels)."""
+    import paddle
+    import paddle.nn.functional as F
+
+    op_weights = F.softmax(alpha, axis=-1)
+    result = []
+    for j in range(STEPS + 1):
+        index = paddle.assign(np.array([edge_index(j, i) for i in targets(j)], np.int64))
+        rows = paddle.gather(op_weights, index)
+        strided = reduction and j < 2
+        last_shared = COL["avg_pool_3x3"] if strided else COL["skip_connect"]
+        sep, dil = COL["sep_conv_3x3"], COL["dil_conv_3x3"]
+        result.append(EdgeWeights(
+            shared=rows[:, COL["max_pool_3x3"]:last_shared + 1],
+            sep_scale=_per_channel(rows[:, sep:sep + 2], C),
+            dil_scale=_per_channel(rows[:, dil:dil + 2], C),
+            skip_scale=(_per_channel(rows[:, COL["skip_connect"]:COL["skip_connect"] + 1], C)
+                        if strided else None)))
+    return result
+
+
+class SearchCell:
+    def __init__(self, params, stats, name, C_pp, C_p, C, reduction, reduction_prev):
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(params, stats, name + ".preprocess0",
+                                                C_pp, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(params, stats, name + ".preprocess0",
+                                          C_pp, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(params, stats, name + ".preprocess1", C_p, C, 1, 1, 0,
+                                      affine=False)
+        self.reduction, self.C = reduction, C
+        self.sources = [
+            EdgesFromState(params, stats, f"{name}.from_{j}", C, targets(j),
+                           2 if reduction and j < 2 else 1)
+            for j in range(STEPS + 1)]  # the last node feeds no edge
+
+    def __call__(self, s0, s1, source_weights, ctx):
+        """source_weights[j]: the EdgeWeights of the edges leaving state j."""
+        import paddle
+
+        states = [self.preprocess0(s0, ctx), self.preprocess1(s1, ctx)]
+        incoming = [[] for _ in range(STEPS)]
+        for j, source in enumerate(self.sources):
+            for node, out in zip(source.nodes, source(states[j], source_weights[j], ctx)):
+                incoming[node].append(out)
+            node = j - 1  # state j + 1 (= node j - 1) now has all its inputs
+            if j >= 1:
+                states.append(total(incoming[node]))
+        return paddle.concat(states[-MULTIPLIER:], axis=1)
+
+
+class SearchNetwork:
+    """Stem, `layers` search cells (reductions at L/3 and 2L/3), global pool, classifier."""
+
+    def __init__(self, C=16, num_classes=10, layers=8, in_channels=3, stem_multiplier=3):
+        self.C, self.num_classes, self.layers = C, num_classes, layers
+        self.params = ParamStore("weights")
+        self.stats = StatsStore("bn")
+        p, s = self.params, self.stats
+        C_curr = stem_multiplier * C
+        self.stem_conv = p.declare("stem.conv", [C_curr, in_channels, 3, 3])
+        self.stem_bn = BatchNorm(p, s, "stem.bn", C_curr, affine=True)
+        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.cells, reduction_prev = [], False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            self.cells.append(SearchCell(p, s, f"cells.{i}", C_pp, C_p, C_curr,
+                                         reduction, reduction_prev))
+            reduction_prev = reduction
+            C_pp, C_p = C_p, MULTIPLIER * C_curr
+        self.classifier_w = p.declare("classifier.weight", [C_p, num_classes])
+        self.classifier_b = p.declare("classifier.bias", [num_classes], fan_in=C_p)
+
+    def __call__(self, x, alphas_normal, alphas_reduce, ctx):
+        import paddle
+        import paddle.nn.functional as F
+
+        weights = {}  # (reduction, C) -> EdgeWeights per source, shared by those cells
+        s0 = s1 = self.stem_bn(conv(x, self.stem_conv, padding=1), ctx)
+        for cell in self.cells:
+            key = (cell.reduction, cell.C)
+            if key not in weights:
+                weights[key] = edge_weights(alphas_reduce if cell.reduction else alphas_normal,
+                                            cell.reduction, cell.C)
+            s0, s1 = s1, cell(s0, s1, weights[key], ctx)
+        pooled = paddle.flatten(F.adaptive_avg_pool2d(s1, 1), 1)
+        return paddle.matmul(pooled, self.classifier_w.value) + self.classifier_b.value
+
+    def materialize(self, shared: SharedVars):
+        """Bind weights, BN statistics and alphas in the program being built.
+
+        Returns (weight banks, [alphas_normal, alphas_reduce]).
+        """
+        banks = self.params.materialize(shared)
+        self.stats.materialize(shared)
+        k = len(PRIMITIVES)
+        n_edges = sum(2 + i for i in range(STEPS))
+        alphas = [shared.parameter(name, [n_edges, k]) for name in ALPHAS]
+        return banks, alphas
+
+
+__all__ = ["SearchNetwork", "SearchCell", "EdgesFromState", "Context", "edge_index", "targets"]

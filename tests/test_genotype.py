@@ -1,0 +1,354 @@
+import json
+import sys
+import types
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from scipy.special import softmax as scipy_softmax
+
+import genotypes
+from darts_paddle.errors import UserError
+from darts_paddle.genotype import (
+    KNOWN_OPS, PRIMITIVES, Genotype, default_registry, derive_cell, derive_genotype,
+    format_genotype, genotype_from_alphas, genotype_from_json, genotype_to_json,
+    load_genotype_json, parse_genotype, registry_from_module, resolve_arch, save_genotype_json,
+    softmax, validate_genotype)
+
+REGISTRY = registry_from_module(genotypes)
+OP = {name: k for k, name in enumerate(PRIMITIVES)}
+# first edge row of each node in a 4-node cell: node i has 2 + i incoming edges
+ROW0 = [0, 2, 5, 9]
+
+
+def test_primitives_and_known_ops():
+    assert PRIMITIVES[0] == 'none' and len(PRIMITIVES) == 8
+    assert 'none' not in KNOWN_OPS
+    assert {'sep_conv_7x7', 'conv_7x1_1x7'} <= set(KNOWN_OPS)
+    assert len(KNOWN_OPS) == 9
+
+
+def test_registry_holds_the_reference_genotypes():
+    assert set(REGISTRY) == {'DARTS_V1', 'DARTS_V2', 'DARTS', 'DARTS_PADDLE', 'NASNet', 'AmoebaNet'}
+    assert REGISTRY['DARTS'] == REGISTRY['DARTS_V2']
+    assert REGISTRY['DARTS_PADDLE'].reduce[5] == ('dil_conv_5x5', 3)
+    assert REGISTRY['AmoebaNet'].reduce_concat == [3, 4, 6]
+    for g in REGISTRY.values():
+        assert validate_genotype(g) == g
+
+
+# --------------------------------------------------------------------------- derivation
+
+def _hand_made_weights():
+    """Weights whose top-2 parse is worked out by hand in the comments."""
+    w = np.full((14, 8), 0.01)
+    # node 0: c_{k-1} sep_conv_3x3 (0.9) beats c_{k-2} max_pool (0.5) -> strongest first
+    w[ROW0[0] + 1, OP['sep_conv_3x3']] = 0.9
+    w[ROW0[0] + 0, OP['max_pool_3x3']] = 0.5
+    # node 1: 'none' dominates the edge from state 0 but must not make it count
+    w[ROW0[1] + 0, OP['none']] = 0.99
+    w[ROW0[1] + 2, OP['skip_connect']] = 0.6
+    w[ROW0[1] + 1, OP['dil_conv_5x5']] = 0.4
+    # node 2: state 3 has a huge 'none' AND the best real op (avg_pool 0.7); state 0 second
+    w[ROW0[2] + 3, OP['none']] = 0.95
+    w[ROW0[2] + 3, OP['avg_pool_3x3']] = 0.7
+    w[ROW0[2] + 0, OP['sep_conv_5x5']] = 0.3
+    w[ROW0[2] + 1, OP['dil_conv_3x3']] = 0.2
+    # node 3: state 4 (node 2) dil_conv_3x3 0.8, state 2 max_pool 0.75
+    w[ROW0[3] + 4, OP['dil_conv_3x3']] = 0.8
+    w[ROW0[3] + 2, OP['max_pool_3x3']] = 0.75
+    w[ROW0[3] + 0, OP['none']] = 0.9
+    expected = [('sep_conv_3x3', 1), ('max_pool_3x3', 0),
+                ('skip_connect', 2), ('dil_conv_5x5', 1),
+                ('avg_pool_3x3', 3), ('sep_conv_5x5', 0),
+                ('dil_conv_3x3', 4), ('max_pool_3x3', 2)]
+    return w, expected
+
+
+def test_derive_cell_hand_made():
+    w, expected = _hand_made_weights()
+    assert derive_cell(w, 4, PRIMITIVES) == expected
+
+
+def test_none_never_chosen_even_when_largest_everywhere():
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, 0.1, (14, 8))
+    w[:, OP['none']] = 10.0
+    for op, _ in derive_cell(w):
+        assert op != 'none'
+
+
+def test_derive_genotype_both_cells_and_concat():
+    w, expected = _hand_made_weights()
+    g = derive_genotype(w, w[:, ::-1].copy())
+    assert g.normal == expected
+    assert g.normal_concat == g.reduce_concat == [2, 3, 4, 5]
+    # reversed columns: index k now holds op 7 - k, 'none' sits in the last column
+    assert all(op != 'none' for op, _ in g.reduce)
+    validate_genotype(g)
+
+
+def _reference_parse(w, steps, primitives):
+    """Independent spelling of the top-2 rule: drop the 'none' column, argsort."""
+    keep = [k for k, op in enumerate(primitives) if op != 'none']
+    names = [primitives[k] for k in keep]
+    out, start = [], 0
+    for node in range(steps):
+        rows = w[start:start + node + 2][:, keep]
+        order = np.argsort(-rows.max(axis=1), kind='stable')[:2]
+        out += [(names[int(np.argmax(rows[j]))], int(j)) for j in order]
+        start += node + 2
+    return out
+
+
+@pytest.mark.parametrize('steps', [4, 5])
+def test_derive_cell_random_matches_reference(steps):
+    rng = np.random.default_rng(steps)
+    edges = sum(2 + i for i in range(steps))
+    for _ in range(20):
+        w = softmax(rng.normal(size=(edges, 8)))
+        assert derive_cell(w, steps) == _reference_parse(w, steps, PRIMITIVES)
+
+
+def test_derive_cell_without_none():
+    prims = PRIMITIVES[1:]
+    w = np.zeros((14, 7))
+    for node in range(4):
+        w[ROW0[node] + node + 1, prims.index('skip_connect')] = 1.0  # newest state, skip
+        w[ROW0[node] + 0, prims.index('sep_conv_5x5')] = 0.5
+    g = derive_cell(w, 4, prims)
+    assert g[0::2] == [('skip_connect', n + 1) for n in range(4)]
+    assert g[1::2] == [('sep_conv_5x5', 0)] * 4
+
+
+def test_derive_cell_rejects_wrong_shape():
+    with pytest.raises(ValueError, match='expected'):
+        derive_cell(np.zeros((14, 7)), 4, PRIMITIVES)
+
+
+def test_softmax_matches_scipy_and_is_stable():
+    x = np.random.default_rng(1).normal(size=(14, 8))
+    np.testing.assert_allclose(softmax(x), scipy_softmax(x, axis=1), rtol=1e-12)
+    big = softmax(np.array([[1000.0, 999.0, 0.0]]))
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(big[0, :2], [1 / (1 + np.e ** -1), 1 / (1 + np.e)], rtol=1e-12)
+
+
+def test_genotype_from_alphas_ranks_on_softmax_not_raw_alphas():
+    # One node, two edges. Raw alphas favour edge 0 (max 2 > 1.5), but its mass is spread
+    # over 7 ops: softmax max = e^2 / (1 + 7 e^2) = 0.141 < e^1.5 / (e^1.5 + 7) = 0.390.
+    alphas = np.zeros((2, 8))
+    alphas[0, 1:] = 2.0
+    alphas[1, OP['dil_conv_5x5']] = 1.5
+    g = genotype_from_alphas(alphas, alphas)
+    assert g.normal[0] == ('dil_conv_5x5', 1)
+    assert g.normal[1] == ('max_pool_3x3', 0)  # tie among 7 ops: the first wins
+    assert g.normal_concat == g.reduce_concat == [2]
+
+
+def test_genotype_from_alphas_four_nodes():
+    w, _ = _hand_made_weights()
+    w = w / w.sum(axis=1, keepdims=True)
+    g = genotype_from_alphas(np.log(w) - 7.0, np.log(w[:, ::-1]))  # softmax(log w + c) = w
+    assert g.normal == _reference_parse(w, 4, PRIMITIVES)
+    assert g.reduce == _reference_parse(w[:, ::-1], 4, PRIMITIVES)
+    assert g.normal_concat == [2, 3, 4, 5]
+
+
+# --------------------------------------------------------------------------- text format
+
+DARTS_V2_NESTED = """Genotype(
+    normal=[[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], [('sep_conv_3x3', 0), ('sep_conv_3x3', 1)],
+            [('sep_conv_3x3', 1), ('skip_connect', 0)], [('skip_connect', 0), ('dil_conv_3x3', 2)]],
+    normal_concat=range(2, 6),
+    reduce=[[('max_pool_3x3', 0), ('max_pool_3x3', 1)], [('skip_connect', 2), ('max_pool_3x3', 1)],
+            [('max_pool_3x3', 0), ('skip_connect', 2)], [('skip_connect', 2), ('max_pool_3x3', 1)]],
+    reduce_concat=range(2, 6))"""
+
+
+def test_format_is_the_reference_spelling():
+    src = open(genotypes.__file__).read()
+    for name in ('DARTS_V1', 'DARTS_V2', 'DARTS_PADDLE', 'NASNet', 'AmoebaNet'):
+        assert f'{name} = {format_genotype(REGISTRY[name])}\n' in src
+
+
+def test_nested_literal_with_range_equals_registry():
+    assert parse_genotype(DARTS_V2_NESTED) == REGISTRY['DARTS_V2']
+
+
+def _nested_text(g):
+    def cell(ops):
+        return '[' + ', '.join(repr([tuple(ops[i]), tuple(ops[i + 1])]) for i in range(0, len(ops), 2)) + ']'
+    return (f'Genotype({cell(g.normal)}, tuple({g.normal_concat}), {cell(g.reduce)}, '
+            f'reduce_concat={tuple(g.reduce_concat)!r})').replace('tuple(', '(')
+
+
+@pytest.mark.parametrize('name', sorted(REGISTRY))
+def test_literal_round_trips(name):
+    g = REGISTRY[name]
+    assert parse_genotype(format_genotype(g)) == g
+    # nested per node, positional + keyword, tuple concat
+    assert parse_genotype(_nested_text(g)) == g
+
+
+def test_range_with_one_argument_and_positional_fields():
+    text = ("Genotype([('skip_connect', 0), ('skip_connect', 1)], range(2), "
+            "[('max_pool_3x3', 0), ('max_pool_3x3', 1)], [2])")
+    with pytest.raises(UserError, match=r'normal_concat: 0 is not an intermediate state'):
+        parse_genotype(text)
+    g = parse_genotype(text.replace('range(2)', 'range(2, 3)'))
+    assert g == Genotype([('skip_connect', 0), ('skip_connect', 1)], [2],
+                         [('max_pool_3x3', 0), ('max_pool_3x3', 1)], [2])
+
+
+V2 = format_genotype(REGISTRY['DARTS_V2'])
+
+
+@pytest.mark.parametrize('text, message', [
+    ("__import__('os').system('x')", 'not a Genotype'),
+    (V2.replace("('sep_conv_3x3', 0)", "(sep_conv_3x3, 0)", 1), 'normal: `sep_conv_3x3` is not allowed'),
+    (V2.replace("'dil_conv_3x3'", "'dil_conv_9x9'"), "normal cell, node 3: unknown op 'dil_conv_9x9'"),
+    (V2.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), 'normal cell, node 3: input index 5'),
+    (V2.replace("reduce=[", "reduce=lambda: [", 1), 'reduce: `lambda'),
+    (V2.replace("('max_pool_3x3', 0), ", "", 1), 'reduce cell: 7 (op, input) pairs is odd'),
+    (V2.replace(", reduce_concat=[2, 3, 4, 5]", ""), 'missing reduce_concat'),
+    (V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 3, 5]"), 'repeats'),
+    (V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 6]"), 'normal_concat: 6'),
+    (V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=list(range(2, 6))"), 'list(range'),
+    (V2.replace("('sep_conv_3x3', 0)", "('sep_conv_3x3', True)", 1), 'normal: `True` is not allowed'),
+    (V2.replace("('sep_conv_3x3', 0)", "('sep_conv_3x3', -1)", 1), 'input index -1'),
+    (V2.replace("Genotype(", "genotypes.Genotype(", 1), 'not a Genotype'),
+    ("genotypes.DARTS", 'not a Genotype'),
+    ("Genotype(**{'normal': []})", "no field '**"),
+    ("Genotype([], [], [], [], [])", '5 positional'),
+    (V2.replace("reduce_concat=", "colour="), "no field 'colour'"),
+    ("Genotype(normal=[", 'not valid Python syntax'),
+    (V2.replace("normal=[", "normal=[[('skip_connect', 0), ('skip_connect', 1)], ", 1), 'mixes'),
+    (V2.replace("normal=[", "normal=[[('skip_connect', 0)], ", 1), 'node 0: has 1 inputs'),
+    (V2.replace("normal=[", "normal=[('skip_connect', 0), 3, ", 1), 'node 0: 3 is not an (op name'),
+])
+def test_rejects_malformed_or_malicious_text(text, message):
+    with pytest.raises(UserError) as info:
+        parse_genotype(text)
+    assert message in str(info.value)
+    assert '\n' not in str(info.value)
+
+
+def test_never_evaluates_code(tmp_path):
+    marker = tmp_path / 'pwned'
+    payload = (f"Genotype(normal=__import__('pathlib').Path({str(marker)!r}).touch(), "
+               "normal_concat=[2], reduce=[], reduce_concat=[2])")
+    with pytest.raises(UserError):
+        parse_genotype(payload)
+    with pytest.raises(UserError):
+        resolve_arch(payload, registry={})
+    assert not marker.exists()
+
+
+def test_nested_node_with_three_inputs_is_rejected():
+    bad = DARTS_V2_NESTED.replace("[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)],",
+                                  "[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 0)],", 1)
+    with pytest.raises(UserError, match='normal cell, node 0: has 3 inputs'):
+        parse_genotype(bad)
+
+
+def test_validate_rejects_none_op_and_normalises_numpy_values():
+    with pytest.raises(UserError, match="unknown op 'none'"):
+        validate_genotype(Genotype([('none', 0), ('skip_connect', 1)], [2],
+                                   [('skip_connect', 0), ('skip_connect', 1)], [2]))
+    g = validate_genotype(Genotype([(np.str_('skip_connect'), np.int64(0)), ['sep_conv_3x3', 1]],
+                                   (np.int64(2),), [('skip_connect', 0), ('skip_connect', 1)], range(2, 3)))
+    assert g == Genotype([('skip_connect', 0), ('sep_conv_3x3', 1)], [2],
+                         [('skip_connect', 0), ('skip_connect', 1)], [2])
+    assert type(g.normal[0][1]) is int and type(g.normal_concat[0]) is int
+    assert type(g.normal[1]) is tuple
+
+
+# --------------------------------------------------------------------------- JSON
+
+@pytest.mark.parametrize('name', sorted(REGISTRY))
+def test_json_round_trip(name, tmp_path):
+    g = REGISTRY[name]
+    obj = genotype_to_json(g)
+    assert obj['normal'][0] == list(g.normal[0])
+    assert genotype_from_json(json.loads(json.dumps(obj))) == g
+    path = save_genotype_json(g, tmp_path / 'g.json')
+    assert load_genotype_json(path) == g
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['g.json']  # temp file replaced
+
+
+def test_json_inside_a_search_record(tmp_path):
+    g = REGISTRY['DARTS_PADDLE']
+    record = {'epoch': 49, 'valid_acc': 0.88, 'genotype': genotype_to_json(g)}
+    path = tmp_path / 'search.json'
+    path.write_text(json.dumps(record))
+    assert load_genotype_json(path) == g
+    assert genotype_from_json({'genotype': format_genotype(g)}) == g
+
+
+def test_bad_json_files(tmp_path):
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{"normal": [')
+    with pytest.raises(UserError, match='not valid JSON'):
+        load_genotype_json(broken)
+    partial = tmp_path / 'partial.json'
+    partial.write_text(json.dumps({'normal': [['skip_connect', 0], ['skip_connect', 1]]}))
+    with pytest.raises(UserError, match='lacks normal_concat, reduce, reduce_concat'):
+        load_genotype_json(partial)
+    with pytest.raises(UserError, match='does not exist'):
+        load_genotype_json(tmp_path / 'nope.json')
+
+
+# --------------------------------------------------------------------------- registry / resolve
+
+def test_registry_from_module_picks_genotypes_only():
+    Foreign = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
+    module = types.ModuleType('mine')
+    module.A = Genotype([('skip_connect', 0), ('skip_connect', 1)], [2],
+                        [('skip_connect', 0), ('skip_connect', 1)], [2])
+    module.B = Foreign(*module.A)
+    module._private = module.A
+    module.other = (1, 2, 3, 4)
+    module.PRIMITIVES = PRIMITIVES
+    reg = registry_from_module(module)
+    assert set(reg) == {'A', 'B'}
+    assert type(reg['B']) is Genotype and reg['B'] == module.A
+
+
+def test_default_registry_falls_back_to_file_beside_package(monkeypatch):
+    assert set(default_registry()) == set(REGISTRY)
+    monkeypatch.setitem(sys.modules, 'genotypes', None)  # makes `import genotypes` fail
+    assert default_registry()['DARTS_PADDLE'] == REGISTRY['DARTS_PADDLE']
+
+
+def test_resolve_by_name_literal_and_json(tmp_path):
+    g = REGISTRY['DARTS_V1']
+    assert resolve_arch('DARTS_V1', REGISTRY) == g
+    assert resolve_arch('DARTS_V1') == g  # default registry
+    assert resolve_arch('  ' + format_genotype(g) + '\n') == g
+    path = save_genotype_json(g, tmp_path / 'arch.json')
+    assert resolve_arch(str(path), REGISTRY) == g
+    assert resolve_arch(str(path)) == g
+
+
+def test_resolve_unknown_name_lists_known_names():
+    with pytest.raises(UserError) as info:
+        resolve_arch('DARTS_V3', REGISTRY)
+    msg = str(info.value)
+    assert "unknown genotype 'DARTS_V3'" in msg
+    assert 'did you mean' in msg
+    assert 'AmoebaNet, DARTS, DARTS_PADDLE, DARTS_V1, DARTS_V2, NASNet' in msg
+    assert 'Genotype(...) literal' in msg and 'JSON' in msg
+
+
+def test_resolve_missing_json_names_the_path(tmp_path):
+    missing = tmp_path / 'missing.json'
+    with pytest.raises(UserError, match=f'{missing} does not exist'):
+        resolve_arch(str(missing), REGISTRY)
+
+
+def test_resolve_broken_registry_entry():
+    broken = {'BAD': Genotype([('skip_connect', 5), ('skip_connect', 1)], [2],
+                              [('skip_connect', 0), ('skip_connect', 1)], [2])}
+    with pytest.raises(UserError, match="genotype 'BAD' in the registry is broken: normal cell, node 0"):
+        resolve_arch('BAD', broken)
