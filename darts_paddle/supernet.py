@@ -52,6 +52,40 @@ def targets(source, steps=STEPS):
     return list(range(max(0, source - 1), steps))
 
 
+class FusedConvOp:
+    """One conv primitive (sep or dil conv) for the E edges leaving a state.
+
+    Input: ReLU(x) tiled E times.  Each op has its own convs and BNs: no concatenation of
+    the large activations (a copy Paddle would keep alive for the backward pass).
+    """
+
+    def __init__(self, params, stats, name, op, C, E):
+        k, self.dilation, self.E, self.C = KERNEL[op], DILATION[op], E, C
+        self.padding = self.dilation * (k // 2)
+        self.dw_1 = params.declare(name + ".dw_1", [E * C, 1, k, k])
+        self.pw_1 = params.declare(name + ".pw_1", [E * C, C, 1, 1])
+        self.bn_1 = BatchNorm(params, stats, name + ".bn_1", E * C, affine=False)
+        self.separable = op.startswith("sep")
+        if self.separable:  # sep convs repeat ReLU, depthwise, 1x1, BN at stride 1
+            self.dw_2 = params.declare(name + ".dw_2", [E * C, 1, k, k])
+            self.pw_2 = params.declare(name + ".pw_2", [E * C, C, 1, 1])
+            self.bn_2 = BatchNorm(params, stats, name + ".bn_2", E * C, affine=False)
+
+    def _dw_pw(self, x, dw, pw, stride):
+        h = conv(x, dw, stride, self.padding, self.dilation, groups=self.E * self.C)
+        return conv(h, pw, groups=self.E)
+
+    def __call__(self, tiled, stride, scale, ctx):
+        """w[e] * op_e(x) for every edge e; `scale` [E*C] carries the op weights w."""
+        import paddle.nn.functional as F
+
+        h = self._dw_pw(tiled, self.dw_1, self.pw_1, stride)
+        if not self.separable:
+            return self.bn_1(h, ctx, scale=scale)
+        h = F.relu(self.bn_1(h, ctx))
+        return self.bn_2(self._dw_pw(h, self.dw_2, self.pw_2, 1), ctx, scale=scale)
+
+
 class EdgesFromState:
     """The mixed ops of every edge leaving one state, fused (see module docstring).
 
@@ -64,42 +98,22 @@ class EdgesFromState:
         E = len(nodes)
         self.C, self.E, self.nodes, self.stride = C, E, nodes, stride
         self.pool_bn = BatchNorm(params, stats, name + ".pool_bn", 2 * C, affine=False)
-        self.dw_1 = {op: params.declare(f"{name}.{op}.dw_1", [E * C, 1, KERNEL[op], KERNEL[op]])
-                     for op in CONV_OPS}
-        self.pw_1 = params.declare(name + ".pw_1", [4 * E * C, C, 1, 1])
-        self.bn_1 = BatchNorm(params, stats, name + ".bn_1", 2 * E * C, affine=False)
-        self.bn_dil = BatchNorm(params, stats, name + ".bn_dil", 2 * E * C, affine=False)
-        self.dw_2 = {op: params.declare(f"{name}.{op}.dw_2", [E * C, 1, KERNEL[op], KERNEL[op]])
-                     for op in CONV_OPS[:2]}
-        self.pw_2 = params.declare(name + ".pw_2", [2 * E * C, C, 1, 1])
-        self.bn_2 = BatchNorm(params, stats, name + ".bn_2", 2 * E * C, affine=False)
+        self.convs = {op: FusedConvOp(params, stats, f"{name}.{op}", op, C, E) for op in CONV_OPS}
         self.reduce = (FactorizedReduce(params, stats, name + ".skip_connect", C, C,
                                         affine=False, copies=E) if stride == 2 else None)
-
-    def _depthwise(self, x, op, weight, stride):
-        k, d = KERNEL[op], DILATION[op]
-        return conv(x, weight, stride, padding=d * (k // 2), dilation=d, groups=self.E * self.C)
 
     def _conv_ops(self, x, weights, ctx):
         """sum over sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5 of w * op(x).
 
-        All edges at once: the input is tiled E times, the depthwise convs use
-        groups = E*C and the 1x1 convs groups = (ops * E).  Returns [B, E*C, h, w].
+        All edges at once: the input is tiled E times (edge-major channels), the depthwise
+        convs use groups = E*C and the 1x1 convs groups = E.  Returns [B, E*C, h, w].
         """
         import paddle
         import paddle.nn.functional as F
 
-        E = self.E
-        tiled = paddle.tile(F.relu(x), [1, E, 1, 1])
-        first = [self._depthwise(tiled, op, self.dw_1[op], self.stride) for op in CONV_OPS]
-        sep_mid, dil_out = paddle.split(
-            conv(paddle.concat(first, axis=1), self.pw_1, groups=4 * E), 2, axis=1)
-        dil_out = self.bn_dil(dil_out, ctx, scale=weights.dil_scale)
-        sep_mid = paddle.split(F.relu(self.bn_1(sep_mid, ctx)), 2, axis=1)
-        second = [self._depthwise(t, op, self.dw_2[op], 1) for t, op in zip(sep_mid, CONV_OPS[:2])]
-        sep_out = self.bn_2(conv(paddle.concat(second, axis=1), self.pw_2, groups=2 * E), ctx,
-                            scale=weights.sep_scale)
-        return paddle.add(*paddle.split(sep_out + dil_out, 2, axis=1))
+        tiled = paddle.tile(F.relu(x), [1, self.E, 1, 1])
+        return total([self.convs[op](tiled, self.stride, weights.conv[op], ctx)
+                      for op in CONV_OPS])
 
     def __call__(self, x, weights, ctx):
         """Edge outputs sum_k w[e, k] op_k(x), one [B, C, h, w] tensor per target node.
@@ -132,17 +146,16 @@ class EdgeWeights:
     """softmax(alpha) rows of the edges leaving one state, cut to the shapes used above."""
 
     shared: object  # [E, 2 or 3]: max pool, avg pool (, identity when stride 1)
-    sep_scale: object  # [2*E*C]: sep 3x3 then sep 5x5, edge-major, repeated per channel
-    dil_scale: object  # [2*E*C]: dil 3x3 then dil 5x5
+    conv: dict  # op name -> [E*C]: that op's weight per edge, repeated per channel
     skip_scale: object = None  # [E*C]: stride-2 skip_connect (FactorizedReduce)
 
 
-def _per_channel(columns, C):
-    """[E, k] op weights -> [k*E*C] BN scale (op-major, then edge, then channel)."""
+def _per_channel(column, C):
+    """[E] op weights -> [E*C] BN scale (edge-major, each weight repeated per channel)."""
     import paddle
 
-    k_by_e = paddle.unsqueeze(paddle.transpose(columns, [1, 0]), -1)
-    return paddle.reshape(paddle.expand(k_by_e, [k_by_e.shape[0], k_by_e.shape[1], C]), [-1])
+    e_by_1 = paddle.unsqueeze(column, -1)
+    return paddle.reshape(paddle.expand(e_by_1, [e_by_1.shape[0], C]), [-1])
 
 
 def edge_weights(alpha, reduction, C):
@@ -157,13 +170,10 @@ def edge_weights(alpha, reduction, C):
         rows = paddle.gather(op_weights, index)
         strided = reduction and j < 2
         last_shared = COL["avg_pool_3x3"] if strided else COL["skip_connect"]
-        sep, dil = COL["sep_conv_3x3"], COL["dil_conv_3x3"]
         result.append(EdgeWeights(
             shared=rows[:, COL["max_pool_3x3"]:last_shared + 1],
-            sep_scale=_per_channel(rows[:, sep:sep + 2], C),
-            dil_scale=_per_channel(rows[:, dil:dil + 2], C),
-            skip_scale=(_per_channel(rows[:, COL["skip_connect"]:COL["skip_connect"] + 1], C)
-                        if strided else None)))
+            conv={op: _per_channel(rows[:, COL[op]], C) for op in CONV_OPS},
+            skip_scale=_per_channel(rows[:, COL["skip_connect"]], C) if strided else None))
     return result
 
 

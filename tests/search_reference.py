@@ -75,15 +75,11 @@ def edge_weights(banks_by_name, cell, source, e, C, stride):
     """Weights of edge number `e` among the edges leaving `source`, cut from fused tensors."""
     W = banks_by_name
     p = f"cells.{cell}.from_{source}"
-    E = W[p + ".pw_1"].shape[0] // (4 * C)
-    rows = slice(e * C, (e + 1) * C)
-    w = {}
-    for k, op in enumerate(ORDER):
-        w[op] = {"dw_1": W[f"{p}.{op}.dw_1"][rows],
-                 "pw_1": W[p + ".pw_1"][(k * E + e) * C:(k * E + e + 1) * C]}
-        if k < 2:
-            w[op]["dw_2"] = W[f"{p}.{op}.dw_2"][rows]
-            w[op]["pw_2"] = W[p + ".pw_2"][(k * E + e) * C:(k * E + e + 1) * C]
+    rows = slice(e * C, (e + 1) * C)  # edge e owns rows e*C .. (e+1)*C - 1 of every conv
+    w = {op: {part: W[f"{p}.{op}.{part}"][rows]
+              for part in (("dw_1", "pw_1", "dw_2", "pw_2") if op.startswith("sep")
+                           else ("dw_1", "pw_1"))}
+         for op in ORDER}
     if stride == 2:
         half = slice(e * C // 2, (e + 1) * C // 2)
         w["fr_1"] = W[p + ".skip_connect.conv_1"][half]
