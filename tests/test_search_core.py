@@ -221,10 +221,7 @@ def test_weight_step_is_clipped_momentum_sgd_with_weight_decay(search):
 
 
 def test_alpha_step_is_adam_with_weight_decay():
-    programs = build_search_programs(TINY)
-    runner = Runner(paddle.CPUPlace(), dtype="float64")
-    runner.run_startup(programs.startup)
-    runner.set_all(programs.initial_values(np.random.default_rng(0)))
+    programs, runner = make_search(TINY)
     cfg, rng = programs.config, np.random.default_rng(12)
     a = {n: runner.get(n) for n in ALPHAS}
     m1 = {n: np.zeros_like(a[n]) for n in ALPHAS}
@@ -245,11 +242,7 @@ def test_alpha_step_is_adam_with_weight_decay():
 
 
 def test_first_order_search_lowers_the_training_loss():
-    cfg = SearchConfig(C=4, layers=3, num_classes=5, image_size=8, epochs=2)
-    programs = build_search_programs(cfg)
-    runner = Runner(paddle.CPUPlace())
-    runner.run_startup(programs.startup)
-    runner.set_all(programs.initial_values(np.random.default_rng(0)))
+    programs, runner = make_search(dataclasses.replace(TINY, dtype="float32", unrolled=False))
     architect = Architect(runner, programs)
     x, y = batch(13)
     losses = []

@@ -1,0 +1,72 @@
+"""Flags of train.py and train_imagenet.py: the original scripts' names and defaults, plus
+--dataset, --max_steps, --resume, --eval_only/--model_path, --export and --workers."""
+
+import argparse
+
+from .cli import DATASETS, positive_int
+
+
+def _probability(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _common(p, d):
+    """Flags both scripts share; `d` holds the script's defaults."""
+    p.add_argument("--data", default=d["data"], help="location of the data corpus")
+    p.add_argument("--dataset", default=d["dataset"], choices=d["datasets"])
+    p.add_argument("--batch_size", type=positive_int, default=d["batch_size"])
+    p.add_argument("--learning_rate", type=float, default=d["learning_rate"], help="init lr")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight_decay", type=float, default=d["weight_decay"])
+    p.add_argument("--report_freq", type=positive_int, default=d["report_freq"],
+                   help="log every N steps")
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"])
+    p.add_argument("--init_channels", type=positive_int, default=d["init_channels"])
+    p.add_argument("--layers", type=positive_int, default=d["layers"], help="total number of cells")
+    p.add_argument("--auxiliary", action="store_true", default=False, help="use auxiliary tower")
+    p.add_argument("--auxiliary_weight", type=float, default=0.4, help="weight for auxiliary loss")
+    p.add_argument("--drop_path_prob", type=_probability, default=d["drop_path_prob"])
+    p.add_argument("--save", default="EXP", help="experiment name (eval-NAME-DATE)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", default="DARTS",
+                   help="genotype: a name in genotypes.py, a Genotype(...) literal or a JSON path")
+    p.add_argument("--grad_clip", type=float, default=5.0, help="gradient clipping (global norm)")
+    p.add_argument("--max_steps", type=positive_int, default=None,
+                   help="cap the train and test steps per epoch (smoke runs)")
+    p.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue the run of a checkpoint.npz (or of its directory)")
+    p.add_argument("--eval_only", action="store_true", default=False,
+                   help="only evaluate the checkpoint given by --model_path on the test set")
+    p.add_argument("--model_path", default=None, help="checkpoint for --eval_only")
+    p.add_argument("--export", action="store_true", default=False,
+                   help="also save a Paddle inference model and check that it reloads")
+    p.add_argument("--workers", type=int, default=None, help="data loader processes")
+
+
+def train_parser():
+    p = argparse.ArgumentParser(description="Train a DARTS network on CIFAR-10 (Paddle static)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _common(p, dict(data="./data", dataset="cifar10", datasets=DATASETS, batch_size=96,
+                    learning_rate=0.025, weight_decay=3e-4, report_freq=50, epochs=600,
+                    init_channels=36, layers=20, drop_path_prob=0.2))
+    p.add_argument("--cutout", action="store_true", default=False, help="use cutout")
+    p.add_argument("--cutout_length", type=positive_int, default=16)
+    return p
+
+
+def train_imagenet_parser():
+    p = argparse.ArgumentParser(description="Train a DARTS network on ImageNet (Paddle static)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # the small data sets are accepted for smoke runs of the ImageNet network
+    _common(p, dict(data="./data/imagenet", dataset="imagenet",
+                    datasets=("imagenet",) + DATASETS, batch_size=128, learning_rate=0.1,
+                    weight_decay=3e-5, report_freq=100, epochs=250, init_channels=48, layers=14,
+                    drop_path_prob=0.0))
+    p.add_argument("--label_smooth", type=_probability, default=0.1, help="label smoothing")
+    p.add_argument("--gamma", type=float, default=0.97, help="learning rate decay")
+    p.add_argument("--decay_period", type=positive_int, default=1,
+                   help="epochs between two learning rate decays")
+    return p

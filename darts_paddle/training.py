@@ -1,0 +1,372 @@
+"""Training an evaluation network (train.py, train_imagenet.py): data, programs, epochs,
+checkpoints, resume, --eval_only and the inference-model export.
+
+Reproducibility: the batch order and augmentation are functions of (seed, epoch, index)
+(data/loader.py), the drop-path masks of (seed, epoch, step), the initial weights of the
+seed.  A checkpoint holds the weights, BN statistics, momentum buffers and the number of
+finished epochs (the LR scheduler is replayed to it), so a resumed run computes exactly what
+the uninterrupted one does.  Runs resume at epoch boundaries, where checkpoints are saved.
+"""
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import data
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import UserError
+from .genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
+from .progress import progress
+from .runtime import import_paddle
+
+log = logging.getLogger("darts_paddle.train")
+
+FORMAT = "darts-paddle-train/1"
+LAST, BEST = "checkpoint.npz", "best.npz"
+# flags that change what a run computes: a resumed run takes them from its checkpoint
+RUN_FLAGS = ("dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps", "arch")
+
+
+# --------------------------------------------------------------------------- set-up
+
+def make_config(args, spec, kind):
+    from .train_programs import TrainConfig
+
+    imagenet = kind == "imagenet"
+    return TrainConfig(
+        kind=kind, C=args.init_channels, layers=args.layers, num_classes=spec.num_classes,
+        in_channels=spec.in_channels, image_size=spec.image_size, auxiliary=args.auxiliary,
+        auxiliary_weight=args.auxiliary_weight, drop_path_prob=args.drop_path_prob,
+        label_smooth=args.label_smooth if imagenet else 0.0, epochs=args.epochs,
+        learning_rate=args.learning_rate, momentum=args.momentum,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+        schedule="step" if imagenet else "cosine",
+        decay_period=getattr(args, "decay_period", 1), gamma=getattr(args, "gamma", 0.97))
+
+
+def make_loaders(args, spec, train=True):
+    """(train loader or None, test loader); the test set in a fixed order."""
+    test_set = data.load_dataset(args.dataset, args.data, train=False)
+    log.info("%s", data.describe(test_set))
+    test = data.BatchLoader(test_set, None, args.batch_size, data.build_transform(spec, False),
+                            shuffle=False, seed=args.seed, num_workers=args.workers)
+    if not train:
+        return None, test
+    train_set = data.load_dataset(args.dataset, args.data, train=True)
+    log.info("%s", data.describe(train_set))
+    cutout = args.cutout_length if getattr(args, "cutout", False) else 0
+    transform = data.build_transform(spec, True, cutout_length=cutout)
+    return data.BatchLoader(train_set, None, args.batch_size, transform, shuffle=True,
+                            seed=args.seed, num_workers=args.workers), test
+
+
+def build(cfg, genotype, seed, train=True):
+    """Programs built once, a runner with the seeded initial values."""
+    from .runner import Runner
+    from .train_programs import build_train_programs, multiply_adds, op_count
+
+    log.info("param size = %.6fMB", _param_size(cfg, genotype) / 1e6)
+    start = time.time()
+    programs = build_train_programs(cfg, genotype, train=train)
+    log.info("programs built in %.1f s (train program: %s ops, inference program: %d ops)",
+             time.time() - start, op_count(programs.train) if train else "-",
+             op_count(programs.infer))
+    log.info("multiply-adds = %.2fM per image", multiply_adds(programs.infer) / 1e6)
+    runner = Runner()
+    runner.run_startup(programs.startup)
+    runner.set_all(programs.initial_values(np.random.default_rng(seed)))
+    return programs, runner
+
+
+def _param_size(cfg, genotype):
+    from .networks import build_network
+
+    net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, False, genotype,
+                        cfg.in_channels)
+    return net.params.size  # the auxiliary head is excluded, as the papers count
+
+
+# --------------------------------------------------------------------------- epochs
+
+def drop_prob_at(cfg, epoch):
+    """Drop path probability ramps linearly from 0 at epoch 0 towards drop_path_prob."""
+    return cfg.drop_path_prob * epoch / cfg.epochs
+
+
+def drop_rng(seed, epoch, step):
+    # the trailing 7 keeps this stream apart from the loader's (seed, epoch, index) ones
+    return np.random.default_rng([seed, epoch, step, 7])
+
+
+class Meter:
+    """Sample-weighted means of loss, top-1 and top-5, and throughput."""
+
+    def __init__(self):
+        self.n, self.sums, self.start = 0, np.zeros(3), time.time()
+
+    def update(self, n, loss, top1, top5):
+        self.n += n
+        self.sums += n * np.array([loss, top1, top5], np.float64)
+
+    @property
+    def means(self):
+        return self.sums / max(self.n, 1)
+
+    def postfix(self):
+        loss, top1, top5 = self.means
+        rate = self.n / max(time.time() - self.start, 1e-9)
+        return dict(loss=f"{loss:.3f}", top1=f"{100 * top1:.2f}%", top5=f"{100 * top5:.2f}%",
+                    img_s=f"{rate:.1f}")
+
+
+def _steps(loader, args):
+    return min(len(loader), args.max_steps or len(loader))
+
+
+def train_epoch(epoch, args, programs, runner, loader):
+    """One epoch of SGD steps; returns the mean (loss, top-1, top-5)."""
+    cfg, net = programs.config, programs.network
+    drop_prob = drop_prob_at(cfg, epoch)
+    steps, meter = _steps(loader, args), Meter()
+    bar = progress(loader.epoch(epoch), steps, f"epoch {epoch + 1}/{cfg.epochs} train")
+    for step, (x, y) in enumerate(bar):
+        if step >= steps:
+            break
+        feed = dict(x=x, y=y)
+        if "drop_mask" in programs.train.feeds:
+            from .networks import drop_path_masks
+
+            feed["drop_mask"] = drop_path_masks(drop_rng(args.seed, epoch, step),
+                                                net.drop_paths, len(y), drop_prob)
+        loss, top1, top5 = runner.run(programs.train, **feed)
+        if not np.isfinite(loss):
+            raise UserError(f"training diverged (loss {float(loss)}) at epoch {epoch + 1} step "
+                            f"{step}: lower --learning_rate or keep --grad_clip")
+        meter.update(len(y), float(loss), float(top1), float(top5))
+        bar.set_postfix(meter.postfix())
+        if step % args.report_freq == 0:
+            log.debug("train %03d %e %f %f", step, *meter.means)
+    bar.close()
+    return meter.means
+
+
+def evaluate(args, programs, runner, loader, desc):
+    """Mean (loss, top-1, top-5) on the test set, BN in inference mode."""
+    steps, meter = _steps(loader, args), Meter()
+    bar = progress(loader.epoch(0), steps, desc)
+    for step, (x, y) in enumerate(bar):
+        if step >= steps:
+            break
+        loss, top1, top5, _ = runner.run(programs.infer, x=x, y=y)
+        meter.update(len(y), float(loss), float(top1), float(top5))
+        bar.set_postfix(meter.postfix())
+    bar.close()
+    return meter.means
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def checkpoint_arrays(programs, runner):
+    return {key: runner.get(name) for key, name in programs.variable_names().items()}
+
+
+def restore(programs, runner, arrays, path):
+    """Set every variable the programs have from a checkpoint's arrays."""
+    names = programs.variable_names()
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {', '.join(missing[:3])}: it belongs to a "
+                        "different network (check --auxiliary, --layers, --init_channels)")
+    for key, name in names.items():
+        expected = runner.get(name).shape
+        if arrays[key].shape != expected:
+            raise UserError(f"checkpoint {path}: {key} has shape {arrays[key].shape}, the network "
+                            f"needs {expected}; it was saved for a different network")
+        runner.set(name, arrays[key])
+
+
+def save(path, programs, runner, meta):
+    save_checkpoint(path, checkpoint_arrays(programs, runner), meta)
+
+
+def read_checkpoint(path):
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path} is not an evaluation-training checkpoint "
+                        f"(format {meta.get('format')!r}); pass one written by train.py")
+    return arrays, meta
+
+
+def config_from_meta(meta):
+    from .train_programs import TrainConfig
+
+    return TrainConfig(**meta["config"])
+
+
+# --------------------------------------------------------------------------- export
+
+def export_inference_model(programs, runner, directory, x):
+    """Save a Paddle inference model (x -> logits) and check that it reloads and predicts
+    the logits of the inference program on `x`; returns the path prefix."""
+    paddle = import_paddle()
+
+    from .train_programs import build_export_program
+
+    prefix = os.path.join(directory, "model")
+    os.makedirs(directory, exist_ok=True)
+    export = build_export_program(programs)
+    feed_x, logits = export.fetch
+    with paddle.static.scope_guard(runner.scope):
+        paddle.static.save_inference_model(prefix, [feed_x], [logits], runner.exe,
+                                           program=export.program)
+    y = np.zeros(len(x), np.int64)
+    expected = runner.run(programs.infer, x=x, y=y)[-1]
+    scope = paddle.static.Scope()
+    with paddle.static.scope_guard(scope):
+        exe = paddle.static.Executor(runner.place)
+        loaded, feed_names, fetch = paddle.static.load_inference_model(prefix, exe)
+        if feed_names != ["x"]:
+            raise RuntimeError(f"exported model expects inputs {feed_names}, not just x")
+        got = exe.run(loaded, feed={"x": x.astype(np.float32)}, fetch_list=fetch,
+                      scope=scope)[0]
+    if not np.allclose(got, expected, rtol=1e-5, atol=1e-5):
+        raise RuntimeError(f"exported model predicts different logits (max difference "
+                           f"{np.abs(got - expected).max():.3g})")
+    log.info("inference model saved to %s.* (reloaded: same logits, max difference %.3g)",
+             prefix, float(np.abs(got - expected).max()))
+    return prefix
+
+
+# --------------------------------------------------------------------------- runs
+
+def _meta(args, cfg, genotype, epoch, best, test_acc, train_acc):
+    run_args = {k: getattr(args, k, None) for k in RUN_FLAGS}
+    return dict(format=FORMAT, epoch=epoch, best_acc=best["acc"], best_epoch=best["epoch"],
+                test_acc=test_acc, train_acc=train_acc, genotype=genotype_to_json(genotype),
+                config=dataclasses.asdict(cfg), args=run_args)
+
+
+def resume_point(args):
+    """The checkpoint file named by --resume (a file or a run directory)."""
+    path = args.resume
+    if os.path.isdir(path):
+        path = os.path.join(path, LAST)
+    return path
+
+
+def apply_resume_args(args, meta):
+    """A resumed run keeps the settings it started with (they fix what it computes)."""
+    for key, value in meta["args"].items():
+        setattr(args, key, value)
+    cfg = meta["config"]
+    args.epochs, args.init_channels, args.layers = cfg["epochs"], cfg["C"], cfg["layers"]
+    args.auxiliary, args.drop_path_prob = cfg["auxiliary"], cfg["drop_path_prob"]
+
+
+def train(args, kind, save_dir):
+    """The whole training run (fresh or resumed); returns the final metadata."""
+    import_paddle()
+    resume = None
+    if args.resume:
+        path = resume_point(args)
+        arrays, meta = read_checkpoint(path)
+        apply_resume_args(args, meta)
+        resume = (path, arrays, meta)
+        genotype = genotype_from_json(meta["genotype"])
+    else:
+        genotype = resolve_arch(args.arch)
+    log.info("genotype = %s", format_genotype(genotype))
+    spec = data.get_spec(args.dataset)
+    train_loader, test_loader = make_loaders(args, spec)
+    cfg = config_from_meta(resume[2]) if resume else make_config(args, spec, kind)
+    log.info("args = %s", vars(args))
+    programs, runner = build(cfg, genotype, args.seed)
+    start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
+    if resume:
+        path, arrays, meta = resume
+        restore(programs, runner, arrays, path)
+        start, best = meta["epoch"], {"acc": meta["best_acc"], "epoch": meta["best_epoch"]}
+        for _ in range(start):  # replay the schedule: the same float the first run had
+            programs.lr_scheduler.step()
+        log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, start,
+                 100 * best["acc"])
+    for epoch in range(start, cfg.epochs):
+        log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, programs.lr_scheduler(),
+                 drop_prob_at(cfg, epoch))
+        _, train_acc, _ = train_epoch(epoch, args, programs, runner, train_loader)
+        log.info("train_acc %f", 100 * train_acc)
+        _, test_acc, test_top5 = evaluate(args, programs, runner, test_loader,
+                                          f"epoch {epoch + 1}/{cfg.epochs} test ")
+        log.info("valid_acc %f top5 %f", 100 * test_acc, 100 * test_top5)
+        programs.lr_scheduler.step()
+        is_best = test_acc > best["acc"] or epoch == 0
+        if is_best:
+            best = {"acc": float(test_acc), "epoch": epoch + 1}
+        meta = _meta(args, cfg, genotype, epoch + 1, best, float(test_acc), float(train_acc))
+        save(os.path.join(save_dir, LAST), programs, runner, meta)
+        if is_best:
+            save(os.path.join(save_dir, BEST), programs, runner, meta)
+    if meta is None:
+        raise UserError(f"nothing to do: the checkpoint already finished all {cfg.epochs} epochs")
+    if args.export:
+        x, _ = next(iter(test_loader.epoch(0)))
+        export_inference_model(programs, runner, os.path.join(save_dir, "inference"), x)
+    summary = (f"done: best test accuracy {100 * meta['best_acc']:.2f}% (epoch "
+               f"{meta['best_epoch']}), last {100 * meta['test_acc']:.2f}% (epoch {meta['epoch']})")
+    log.info(summary)
+    return meta
+
+
+def eval_only(args):
+    """Evaluate the checkpoint --model_path on the test set; returns (loss, top-1, top-5)."""
+    import_paddle()
+    if not args.model_path:
+        raise UserError("--eval_only needs --model_path PATH of a checkpoint.npz or best.npz")
+    arrays, meta = read_checkpoint(args.model_path)
+    genotype = genotype_from_json(meta["genotype"])
+    cfg = config_from_meta(meta)
+    args.dataset = meta["args"]["dataset"]
+    spec = data.get_spec(args.dataset)
+    _, test_loader = make_loaders(args, spec, train=False)
+    programs, runner = build(cfg, genotype, args.seed, train=False)
+    restore(programs, runner, arrays, args.model_path)
+    loss, top1, top5 = evaluate(args, programs, runner, test_loader, "test")
+    log.info("checkpoint %s (epoch %d): test loss %f, top-1 %.2f%%, top-5 %.2f%%",
+             args.model_path, meta["epoch"], loss, 100 * top1, 100 * top5)
+    if args.export:
+        x, _ = next(iter(test_loader.epoch(0)))
+        directory = os.path.join(os.path.dirname(os.path.abspath(args.model_path)), "inference")
+        export_inference_model(programs, runner, directory, x)
+    return loss, top1, top5
+
+
+def setup_console_logging():
+    """Log to stdout only (--eval_only writes no run directory)."""
+    root = logging.getLogger("darts_paddle")
+    root.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p"))
+    root.handlers[:] = [handler]
+
+
+def main(args, kind):
+    """What the scripts run after parsing their flags."""
+    from . import cli
+
+    if args.eval_only:
+        setup_console_logging()
+        return eval_only(args)
+    if args.resume:
+        path = resume_point(args)
+        if not os.path.isfile(path):
+            raise UserError(f"cannot resume: {path} does not exist; pass a checkpoint.npz or "
+                            "the run directory holding one")
+        save_dir = os.path.dirname(os.path.abspath(path))
+    else:
+        save_dir = cli.make_save_dir(args, "eval")
+    cli.setup_logging(save_dir)
+    return train(args, kind, save_dir)

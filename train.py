@@ -1,0 +1,22 @@
+"""Train a DARTS network on CIFAR-10 (or --dataset cifar100 / svhn / fashion_mnist):
+
+    python train.py --arch DARTS_V2 --auxiliary --cutout
+    python train.py --resume eval-EXP-20260101-120000          # continue a run
+    python train.py --eval_only --model_path eval-EXP-.../best.npz [--export]
+"""
+
+import sys
+
+from darts_paddle.runtime import configure
+
+configure()  # threads and allocator, before paddle loads
+
+from darts_paddle import cli, train_cli, training  # noqa: E402
+
+
+def main(argv=None):
+    training.main(train_cli.train_parser().parse_args(argv), "cifar")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))

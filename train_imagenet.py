@@ -1,0 +1,22 @@
+"""Train a DARTS network on ImageNet (--data: a folder with train/ and val/ class folders):
+
+    python train_imagenet.py --arch DARTS_V2 --auxiliary --data /path/to/imagenet
+    python train_imagenet.py --resume eval-EXP-20260101-120000
+    python train_imagenet.py --eval_only --model_path eval-EXP-.../best.npz
+"""
+
+import sys
+
+from darts_paddle.runtime import configure
+
+configure()  # threads and allocator, before paddle loads
+
+from darts_paddle import cli, train_cli, training  # noqa: E402
+
+
+def main(argv=None):
+    training.main(train_cli.train_imagenet_parser().parse_args(argv), "imagenet")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))
