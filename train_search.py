@@ -1,5 +1,6 @@
 """Search a DARTS cell:  python train_search.py [--unrolled] [--dataset fashion_mnist] ..."""
 
+import os
 import sys
 
 from darts_paddle.runtime import configure
@@ -7,11 +8,19 @@ from darts_paddle.runtime import configure
 configure()  # threads and allocator, before paddle loads
 
 from darts_paddle import cli, search  # noqa: E402
+from darts_paddle.errors import UserError  # noqa: E402
 
 
 def main(argv=None):
     args = cli.search_parser().parse_args(argv)
-    cli.setup_logging(cli.make_save_dir(args, "search"))
+    if args.resume:
+        if not os.path.isdir(args.resume):
+            raise UserError(f"--resume {args.resume}: no such directory; pass the "
+                            "search-EXP-DATE directory of the run to continue")
+        args.save = args.resume
+    else:
+        cli.make_save_dir(args, "search")
+    cli.setup_logging(args.save)
     search.run(args)
 
 

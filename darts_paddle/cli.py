@@ -56,6 +56,8 @@ def search_parser():
     p.add_argument("--max_steps", type=positive_int, default=None,
                    help="cap the steps per epoch (smoke runs)")
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the search saved in DIR (a search-EXP-DATE directory)")
     return p
 
 

@@ -65,6 +65,13 @@ class SearchPrograms:
     def __getitem__(self, name):
         return self.progs[name]
 
+    def state_names(self):
+        """{checkpoint key: scope name} of everything a search's state consists of:
+        weights, BN statistics, alphas, momentum buffers, Adam moments and step powers."""
+        keys = [*self.network.params.banks, "bn.mean", "bn.var", *ALPHAS]
+        keys += [k for k in self.shared.names() if k.startswith(("momentum_", "adam_"))]
+        return {k: self.shared.scope_name(k) for k in keys}
+
     def initial_values(self, rng):
         """{variable: array} to start a search from: weights, BN statistics, alphas."""
         values = self.network.params.initial_values(rng)
@@ -159,6 +166,9 @@ def build_alpha_step(shared, cfg, startup):
             cfg.arch_learning_rate, beta1=0.5, beta2=0.999, parameters=alphas,
             weight_decay=paddle.regularizer.L2Decay(cfg.arch_weight_decay))
         opt.apply_gradients([(a, shared.buffer("G_" + a.name, None)) for a in alphas])
+    for kind, per_alpha in opt._accumulators.items():  # moments and beta powers
+        for name, value in per_alpha.items():
+            shared.alias(f"adam_{kind}_{name}", value)
     return Prog(prog)
 
 

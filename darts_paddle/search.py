@@ -4,20 +4,59 @@ Per step, as the original: the architect updates alpha on a validation batch, th
 weights take one SGD step on the training batch.  Per epoch: train and validation accuracy,
 the derived genotype and softmax(alpha) are logged; at the end the genotype is printed as
 a literal for genotypes.py and saved as JSON that `train.py --arch=PATH` accepts.
+
+No lost work: after every epoch the whole state (weights, BN statistics, alphas, both
+optimizers' buffers, epoch, data positions) goes into an atomic checkpoint and the epoch's
+record into history.json; Ctrl-C finishes the current step and saves too.  Data order and
+augmentation are functions of (seed, epoch, index), so `--resume DIR` continues exactly.
 """
 
+import json
 import logging
 import os
+import signal
 import time
 
 import numpy as np
 
 from . import data
-from .genotype import format_genotype, genotype_from_alphas, save_genotype_json, softmax
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import UserError
+from .genotype import (format_genotype, genotype_from_alphas, genotype_to_json,
+                       save_genotype_json, softmax)
 from .progress import progress
 from .runtime import import_paddle
 
 log = logging.getLogger("darts_paddle.search")
+
+FORMAT = "darts-paddle-search/1"
+CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
+# flags that change what a search computes: a resumed run must be given the same ones
+RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
+             "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
+             "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
+             "arch_weight_decay", "max_steps")
+
+
+class StopRequest:
+    """Ctrl-C asks the loop to stop after the current step (a step interrupted half-way
+    would leave w' or w +- Rv in the weights); a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, *_):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.info("stopping after this step (Ctrl-C again to abort without saving)")
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
 
 
 def make_loaders(args, spec):
@@ -62,14 +101,23 @@ def current_genotype(runner):
     return genotype_from_alphas(runner.get("alphas_normal"), runner.get("alphas_reduce"))
 
 
-def train_epoch(epoch, args, programs, architect, train_loader, valid_batches):
-    """One epoch of search steps; returns mean training (loss, accuracy)."""
+def steps_per_epoch(args, loader):
+    return min(len(loader), args.max_steps or len(loader))
+
+
+def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop):
+    """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
+    returns (losses, accuracies, steps done).  Stops after a whole step if `stop.requested`.
+    """
     eta = programs.lr_scheduler()
-    steps = min(len(train_loader), args.max_steps or len(train_loader))
-    losses, accs = [], []
-    bar = progress(train_loader.epoch(epoch), steps, f"epoch {epoch + 1}/{args.epochs} search")
-    for step, train_batch in enumerate(bar):
-        if step >= steps:
+    steps = steps_per_epoch(args, train_loader)
+    losses, accs = list(done["losses"]), list(done["accs"])
+    start = len(losses)
+    bar = progress(train_loader.epoch(epoch, start), steps - start,
+                   f"epoch {epoch + 1}/{args.epochs} search")
+    step = start
+    for step, train_batch in enumerate(bar, start):
+        if step >= steps or stop.requested:
             break
         start = time.time()
         architect.step(train_batch, next(valid_batches), eta)
@@ -81,13 +129,15 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches):
         if step % args.report_freq == 0:
             log.debug("train %03d loss %.4f acc %.2f%%", step, np.mean(losses),
                       100 * np.mean(accs))
+    else:
+        step = steps
     bar.close()
-    return float(np.mean(losses)), float(np.mean(accs))
+    return losses, accs, step
 
 
 def evaluate(epoch, args, programs, runner, loader):
     """Validation accuracy with BN in inference mode (the original's infer())."""
-    steps = min(len(loader), args.max_steps or len(loader))
+    steps = steps_per_epoch(args, loader)
     total, loss_sum, correct = 0, 0.0, 0.0
     bar = progress(loader.epoch(epoch), steps, f"epoch {epoch + 1}/{args.epochs} valid ")
     for step, (x, y) in enumerate(bar):
@@ -101,26 +151,106 @@ def evaluate(epoch, args, programs, runner, loader):
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
+def save_state(args, programs, runner, epoch, done, valid_batches):
+    """done: the losses and accuracies of the steps already taken in `epoch`."""
+    arrays = {k: runner.get(name) for k, name in programs.state_names().items()}
+    meta = {"format": FORMAT, "epoch": epoch, "step": len(done["losses"]), "done": done,
+            "valid_position": list(valid_batches.state()),
+            "flags": {k: getattr(args, k) for k in RUN_FLAGS}}
+    save_checkpoint(os.path.join(args.save, CHECKPOINT), arrays, meta)
+
+
+def load_state(args):
+    """The checkpoint of a run directory, checked against this run's flags."""
+    path = os.path.join(args.save, CHECKPOINT)
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a search checkpoint (format {meta.get('format')!r}); "
+                        "pass the directory of a train_search.py run to --resume")
+    changed = [f"--{k} {getattr(args, k)} (checkpoint: {v})"
+               for k, v in meta["flags"].items() if getattr(args, k, None) != v]
+    if changed:
+        raise UserError(f"--resume {args.save}: the flags differ from the run's: "
+                        + "; ".join(changed) + ". Resume with the run's flags.")
+    return arrays, meta
+
+
+def restore_state(programs, runner, arrays, path):
+    names = programs.state_names()
+    for key, name in names.items():
+        if key not in arrays or arrays[key].shape != runner.get(name).shape:
+            raise UserError(f"{path} does not fit this network ({key}); resume with the flags "
+                            "the run was started with")
+        runner.set(name, arrays[key])
+
+
+def append_history(args, history, record):
+    """history.json: one record per epoch, rewritten atomically."""
+    history.append(record)
+    path = os.path.join(args.save, HISTORY)
+    with open(path + ".tmp", "w") as f:
+        json.dump(history, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def read_history(args, epochs):
+    path = os.path.join(args.save, HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)[:epochs]
+
+
+def epoch_record(epoch, runner, train, valid):
+    alphas = {n: runner.get(n) for n in ("alphas_normal", "alphas_reduce")}
+    return {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
+            "valid_loss": valid[0], "valid_acc": valid[1],
+            "genotype": genotype_to_json(current_genotype(runner)),
+            **{f"softmax_{n}": softmax(a).round(6).tolist() for n, a in alphas.items()}}
+
+
 def run(args):
-    """The whole search; returns the final genotype."""
+    """The whole search (or the rest of a resumed one); returns the final genotype."""
     import_paddle()
     spec = data.get_spec(args.dataset)
+    resumed = load_state(args) if args.resume else None
     train_loader, valid_loader = make_loaders(args, spec)
     programs, runner, architect = build(args, spec)
-    valid_batches = data.endless_batches(valid_loader)
-    try:
-        for epoch in range(args.epochs):
-            log.info("epoch %d lr %e", epoch + 1, programs.lr_scheduler())
-            log.info("genotype = %s", format_genotype(current_genotype(runner)))
-            for name in ("alphas_normal", "alphas_reduce"):
-                log.debug("softmax(%s) =\n%s", name,
-                          np.array2string(softmax(runner.get(name)), precision=3))
-            _, train_acc = train_epoch(epoch, args, programs, architect, train_loader,
-                                       valid_batches)
-            _, valid_acc = evaluate(epoch, args, programs, runner, valid_loader)
-            log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
-                     100 * train_acc, 100 * valid_acc)
+    nothing = {"losses": [], "accs": []}
+    epoch, done, position = 0, nothing, (0, 0)
+    if resumed:
+        arrays, meta = resumed
+        restore_state(programs, runner, arrays, os.path.join(args.save, CHECKPOINT))
+        epoch, done, position = meta["epoch"], meta["done"], meta["valid_position"]
+        for _ in range(epoch):
             programs.lr_scheduler.step()
+        log.info("resumed %s at epoch %d step %d", args.save, epoch + 1, meta["step"])
+    history = read_history(args, epoch)
+    valid_batches = data.endless_batches(valid_loader, *position)
+    try:
+        with StopRequest() as stop:
+            while epoch < args.epochs:
+                if not done["losses"]:
+                    log.info("epoch %d lr %e", epoch + 1, programs.lr_scheduler())
+                    log.info("genotype = %s", format_genotype(current_genotype(runner)))
+                    for name in ("alphas_normal", "alphas_reduce"):
+                        log.info("softmax(%s) =\n%s", name,
+                                 np.array2string(softmax(runner.get(name)), precision=3))
+                losses, accs, _ = train_epoch(epoch, args, programs, architect, train_loader,
+                                              valid_batches, done, stop)
+                if stop.requested:
+                    save_state(args, programs, runner, epoch, {"losses": losses, "accs": accs},
+                               valid_batches)
+                    log.info("saved; continue with  python train_search.py --resume %s", args.save)
+                    raise KeyboardInterrupt
+                train = float(np.mean(losses)), float(np.mean(accs))
+                valid = evaluate(epoch, args, programs, runner, valid_loader)
+                log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
+                         100 * train[1], 100 * valid[1])
+                append_history(args, history, epoch_record(epoch, runner, train, valid))
+                programs.lr_scheduler.step()
+                epoch, done = epoch + 1, nothing
+                save_state(args, programs, runner, epoch, done, valid_batches)
     finally:
         valid_batches.close()
     genotype = current_genotype(runner)

@@ -1,0 +1,106 @@
+"""train_search.py end to end on a tiny Fashion-MNIST written in the idx format: the
+result files, exact resume after Ctrl-C, and the errors of a bad resume."""
+
+import glob
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from darts_paddle.runtime import import_paddle
+
+import_paddle()
+
+from darts_paddle import architect, cli  # noqa: E402
+from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
+
+import data_fixtures as fx  # noqa: E402
+import train_search  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fmnist")
+    rng = np.random.default_rng(0)
+    fx.write_fashion_mnist(str(root), rng.integers(0, 256, (48, 28, 28), dtype=np.uint8),
+                           (np.arange(48) % 10).astype(np.uint8),
+                           rng.integers(0, 256, (8, 28, 28), dtype=np.uint8),
+                           (np.arange(8) % 10).astype(np.uint8))
+    return str(root)
+
+
+def flags(root, save, *extra):
+    return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
+            "--init_channels", "2", "--batch_size", "4", "--epochs", "2", "--max_steps", "3",
+            "--unrolled", "--report_freq", "1", *extra]
+
+
+def run_dir(save):
+    (path,) = glob.glob(f"search-{save}-*")
+    return path
+
+
+def final_state(path):
+    return load_checkpoint(os.path.join(path, "checkpoint.npz"))
+
+
+def test_search_resumes_bit_identical_after_ctrl_c(fashion_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.run_main(train_search.main, flags(fashion_root, "full")) == 0
+    full = run_dir("full")
+    assert "genotype = Genotype(" in capsys.readouterr().out
+    history = json.load(open(os.path.join(full, "history.json")))
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert np.array(history[0]["softmax_alphas_normal"]).shape == (14, 8)
+    assert genotype_from_json(history[-1]["genotype"]) == load_genotype_json(
+        os.path.join(full, "genotype.json"))
+
+    # the same search, Ctrl-C during the second step of epoch 2, then --resume
+    real_step, calls = architect.Architect.weight_step, []
+
+    def interrupted(self, batch):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, batch)
+
+    monkeypatch.setattr(architect.Architect, "weight_step", interrupted)
+    assert cli.run_main(train_search.main, flags(fashion_root, "cut")) == 130
+    cut = run_dir("cut")
+    arrays, meta = final_state(cut)
+    assert (meta["epoch"], meta["step"]) == (1, 2)
+    monkeypatch.setattr(architect.Architect, "weight_step", real_step)
+    assert cli.run_main(train_search.main, flags(fashion_root, "cut", "--resume", cut)) == 0
+
+    (a, meta_a), (b, meta_b) = final_state(full), final_state(cut)
+    assert meta_a == meta_b
+    assert a.keys() == b.keys() and any(k.startswith("adam_") for k in a)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    assert json.load(open(os.path.join(cut, "history.json"))) == history
+
+
+def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, monkeypatch,
+                                                      capsys):
+    monkeypatch.chdir(tmp_path)
+    args = flags(fashion_root, "run", "--epochs", "1", "--max_steps", "1")
+    assert cli.run_main(train_search.main, args) == 0
+    path = run_dir("run")
+    checkpoint = os.path.join(path, "checkpoint.npz")
+    saved = open(checkpoint, "rb").read()
+    capsys.readouterr()
+
+    assert cli.run_main(train_search.main, [*args, "--layers", "5", "--resume", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--layers 5 (checkpoint: 3)" in err
+    assert open(checkpoint, "rb").read() == saved
+
+    open(checkpoint, "wb").write(saved[: len(saved) // 2])
+    assert cli.run_main(train_search.main, [*args, "--resume", path]) == 2
+    assert "unreadable" in capsys.readouterr().err
+
+    assert cli.run_main(train_search.main, [*args, "--resume", "no-such-run"]) == 2
+    assert "no such directory" in capsys.readouterr().err
