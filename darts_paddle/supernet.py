@@ -3,15 +3,17 @@
 The paper's cell has 14 edges; each edge is a mixed op sum_k softmax(alpha_edge)[k] op_k(x)
 over the 8 PRIMITIVES.  Written edge by edge that is 14 x 8 ops per cell and a graph Paddle
 needs minutes to build.  Here all edges leaving one state are computed together, which is
-numerically the same thing (tests/test_supernet.py checks it against a per-edge network):
+numerically the same thing (tests/test_search_core.py checks it against the per-edge
+network of tests/search_reference.py, loss and alpha gradients):
 
 - the weightless ops (max pool + BN, avg pool + BN, identity) depend only on the state, so
   they run once per state.  A non-affine BN in training mode normalises with the batch
   statistics, so one BN serves every edge;
-- the convolutions of the E edges leaving a state run as grouped convolutions over the input
-  tiled E times (depthwise: groups = E*C; 1x1: groups = E per op), and the first 1x1 convs
-  of the four conv ops, and the second 1x1 convs of the two sep convs, share one grouped
-  conv and one BN each;
+- each conv primitive (sep 3x3/5x5, dil 3x3/5x5) of the E edges leaving a state runs once,
+  as grouped convolutions over the input tiled E times (depthwise: groups = E*C; 1x1:
+  groups = E), with one BN over the E*C channels (per-channel statistics, as E BNs);
+- the op weights softmax(alpha) scale the last BN of each weighted op (a non-affine BN
+  times a per-channel factor is a BN with that scale): no extra pass over the activations;
 - 'none' contributes zero: it needs no kernel, only its column in the softmax.
 
 Parameter names keep the edge structure: `cells.3.from_1.sep_conv_3x3.dw_1` holds the
@@ -87,12 +89,7 @@ class FusedConvOp:
 
 
 class EdgesFromState:
-    """The mixed ops of every edge leaving one state, fused (see module docstring).
-
-    The op weights softmax(alpha) are applied as the scale of the last BN of each weighted
-    op (a non-affine BN followed by a per-channel factor is a BN with that scale), so the
-    weighting costs no extra pass over the large conv outputs.
-    """
+    """The mixed ops of every edge leaving one state, fused (see module docstring)."""
 
     def __init__(self, params, stats, name, C, nodes, stride):
         E = len(nodes)
