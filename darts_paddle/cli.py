@@ -69,16 +69,21 @@ def make_save_dir(args, kind):
     return path
 
 
-def setup_logging(save_dir):
+def setup_logging(save_dir=None):
+    """INFO to stdout, everything to <save_dir>/log.txt (appended, so a resumed run keeps
+    one log).  Not propagated: Paddle installs a handler on the root logger."""
     fmt = logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p")
     root = logging.getLogger("darts_paddle")
     root.setLevel(logging.DEBUG)
+    root.propagate = False
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(logging.INFO)
     console.setFormatter(fmt)
-    logfile = logging.FileHandler(os.path.join(save_dir, "log.txt"))
-    logfile.setFormatter(fmt)
-    root.handlers[:] = [console, logfile]
+    root.handlers[:] = [console]
+    if save_dir is not None:
+        logfile = logging.FileHandler(os.path.join(save_dir, "log.txt"))
+        logfile.setFormatter(fmt)
+        root.handlers.append(logfile)
 
 
 def run_main(fn, argv=None):

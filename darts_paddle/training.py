@@ -11,7 +11,6 @@ the uninterrupted one does.  Runs resume at epoch boundaries, where checkpoints 
 import dataclasses
 import logging
 import os
-import sys
 import time
 
 import numpy as np
@@ -344,21 +343,12 @@ def eval_only(args):
     return loss, top1, top5
 
 
-def setup_console_logging():
-    """Log to stdout only (--eval_only writes no run directory)."""
-    root = logging.getLogger("darts_paddle")
-    root.setLevel(logging.INFO)
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p"))
-    root.handlers[:] = [handler]
-
-
 def main(args, kind):
     """What the scripts run after parsing their flags."""
     from . import cli
 
     if args.eval_only:
-        setup_console_logging()
+        cli.setup_logging()  # stdout only: --eval_only writes no run directory
         return eval_only(args)
     if args.resume:
         path = resume_point(args)
