@@ -107,32 +107,30 @@ def steps_per_epoch(args, loader):
 
 def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop):
     """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
-    returns (losses, accuracies, steps done).  Stops after a whole step if `stop.requested`.
+    returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
+    `stop.requested`.
     """
     eta = programs.lr_scheduler()
     steps = steps_per_epoch(args, train_loader)
     losses, accs = list(done["losses"]), list(done["accs"])
-    start = len(losses)
-    bar = progress(train_loader.epoch(epoch, start), steps - start,
+    first = len(losses)
+    bar = progress(train_loader.epoch(epoch, first), steps - first,
                    f"epoch {epoch + 1}/{args.epochs} search")
-    step = start
-    for step, train_batch in enumerate(bar, start):
+    for step, train_batch in enumerate(bar, first):
         if step >= steps or stop.requested:
             break
-        start = time.time()
+        tic = time.time()
         architect.step(train_batch, next(valid_batches), eta)
         loss, acc = architect.weight_step(train_batch)
         losses.append(loss)
         accs.append(acc)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{100 * np.mean(accs):.1f}%",
-                        step=f"{time.time() - start:.1f}s", refresh=False)
+                        step=f"{time.time() - tic:.1f}s", refresh=False)
         if step % args.report_freq == 0:
             log.debug("train %03d loss %.4f acc %.2f%%", step, np.mean(losses),
                       100 * np.mean(accs))
-    else:
-        step = steps
     bar.close()
-    return losses, accs, step
+    return losses, accs
 
 
 def evaluate(epoch, args, programs, runner, loader):
@@ -236,7 +234,7 @@ def run(args):
                     for name in ("alphas_normal", "alphas_reduce"):
                         log.info("softmax(%s) =\n%s", name,
                                  np.array2string(softmax(runner.get(name)), precision=3))
-                losses, accs, _ = train_epoch(epoch, args, programs, architect, train_loader,
+                losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
                                               valid_batches, done, stop)
                 if stop.requested:
                     save_state(args, programs, runner, epoch, {"losses": losses, "accs": accs},
