@@ -1,6 +1,8 @@
 """Draw the cells of a genotype: `python visualize.py DARTS_PADDLE [--format png] [--out DIR]`.
 
 ARCH is a name from genotypes.py, a Genotype(...) literal, or the path of a genotype JSON.
+`python visualize.py search-EXP-DATE` draws a search's evolution from its history.json:
+networks.gif (both cells, epoch by epoch) and alphas_normal.png / alphas_reduce.png.
 """
 
 import sys

@@ -1,5 +1,8 @@
 """Pictures of what a search produces: cell graphs drawn with graphviz.
 
+Given a search directory instead of a genotype, `main` draws how the search evolved
+(darts_paddle.evolution).
+
 Each cell becomes a left-to-right graph: the two cell inputs c_{k-2}, c_{k-1}, the
 intermediate nodes 0..steps-1, and the output c_{k}; every op is an edge labelled with its
 name, and only the states in the concat list feed c_{k}. `render_cell_png` returns the
@@ -7,6 +10,7 @@ picture as bytes so that evolution animations can be assembled in memory.
 """
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -119,12 +123,17 @@ def _default_name(arch):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        description='Draw the normal and reduction cells of a genotype with graphviz.')
+        description='Draw the normal and reduction cells of a genotype with graphviz, or the '
+                    'evolution of a search from its directory.')
     parser.add_argument('arch', help='genotype: a name from genotypes.py, a Genotype(...) literal, '
-                                     'or the path of a genotype JSON')
+                                     'or the path of a genotype JSON; or a search directory '
+                                     'holding history.json (writes networks.gif and '
+                                     'alphas_normal.png, alphas_reduce.png)')
     parser.add_argument('--format', choices=('pdf', 'png', 'both'), default='both',
                         help='output format (default: both)')
-    parser.add_argument('--out', default='cells', help='output directory (default: ./cells)')
+    parser.add_argument('--out', default=None,
+                        help='output directory (default: ./cells; for a search directory, '
+                             'that directory)')
     parser.add_argument('--name', default=None,
                         help='file name prefix (default: the registry name, the JSON file stem, '
                              'or "genotype" for a literal)')
@@ -134,10 +143,15 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        genotype = resolve_arch(args.arch)  # loads the registry only for a name
-        name = args.name or _default_name(args.arch)
-        formats = ('pdf', 'png') if args.format == 'both' else (args.format,)
-        paths = draw_genotype(genotype, args.out, name, formats)
+        if os.path.isdir(args.arch):  # unlike Path.is_dir, False for a long Genotype literal
+            from darts_paddle.evolution import render_evolution  # it imports this module
+
+            paths = render_evolution(args.arch, args.out)
+        else:
+            genotype = resolve_arch(args.arch)  # loads the registry only for a name
+            name = args.name or _default_name(args.arch)
+            formats = ('pdf', 'png') if args.format == 'both' else (args.format,)
+            paths = draw_genotype(genotype, args.out or 'cells', name, formats)
     except UserError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

@@ -1,0 +1,192 @@
+"""How a search evolved, drawn from the history.json that a search run writes every epoch.
+
+Two kinds of picture: `networks.gif`, one frame per epoch with the normal and the reduction
+cell of the genotype derived at that epoch, and `alphas_<cell>.png`, the softmax(alpha) of every
+edge over the epochs, one small plot per edge and one line per op.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from darts_paddle.errors import UserError
+from darts_paddle.genotype import PRIMITIVES, genotype_from_json, steps_from_edges
+from darts_paddle.visualize import INPUT_NAMES, render_cell_png
+
+HISTORY = 'history.json'
+CELLS = ('normal', 'reduce')
+_CELL_TITLES = {'normal': 'normal cell', 'reduce': 'reduction cell'}
+_CAPTION_HEIGHT = 44
+_GAP = 24
+_MAX_WIDTH = 1920  # wider GIFs only get shrunk by the viewer, and weigh more
+
+
+# --------------------------------------------------------------------------- reading
+
+def load_history(save_dir):
+    """The list of epoch records of a search directory, checked enough to draw from."""
+    path = Path(save_dir) / HISTORY
+    if not path.is_file():
+        raise UserError(f"{save_dir} has no {HISTORY}; pass the directory of a search run "
+                        "(search-EXP-DATE/, written by train_search.py) or a genotype")
+    try:
+        history = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not readable JSON ({exc}); rerun or resume the search "
+                        "to rewrite it") from None
+    if not isinstance(history, list) or not history:
+        raise UserError(f"{path} holds no epoch records; let the search finish at least one epoch")
+    for i, record in enumerate(history):
+        missing = [k for k in ('epoch', 'genotype', *(f'softmax_alphas_{c}' for c in CELLS))
+                   if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise UserError(f"{path}, record {i}: lacks {', '.join(missing)}; "
+                            "expected the records that train_search.py writes")
+    return history
+
+
+def alpha_series(history, cell):
+    """softmax(alpha) of one cell over the epochs: array [epochs, edges, ops]."""
+    shape = None
+    try:
+        series = np.asarray([r[f'softmax_alphas_{cell}'] for r in history], dtype=np.float64)
+        shape = series.shape[1:]
+    except (TypeError, ValueError):  # ragged rows, or not numbers
+        pass
+    if shape is None or len(shape) != 2 or shape[1] != len(PRIMITIVES):
+        got = 'ragged or non-numeric rows' if shape is None else f'shape {shape}'
+        raise UserError(f"softmax_alphas_{cell} in {HISTORY} must be [edges x {len(PRIMITIVES)}] "
+                        f"in every record, got {got}; one column per op of PRIMITIVES")
+    try:
+        steps_from_edges(shape[0])
+    except ValueError as exc:
+        raise UserError(f"softmax_alphas_{cell} in {HISTORY}: {exc}") from None
+    return series
+
+
+def edge_titles(steps):
+    """Edge names in row order: node by node, each node's inputs c_{k-2}, c_{k-1}, node 0, ..."""
+    return [f'{INPUT_NAMES[j] if j < 2 else f"node {j - 2}"} → node {node}'
+            for node in range(steps) for j in range(node + 2)]
+
+
+# --------------------------------------------------------------------------- GIF
+
+def _caption(record):
+    acc = record.get('valid_acc')
+    text = f"epoch {record['epoch']}"
+    return text if acc is None else f'{text}  valid acc {100 * acc:.1f}%'
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # scalable since Pillow 10.1
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def cell_images(history):
+    """Per epoch, the (normal, reduce) cell pictures as RGB Pillow images."""
+    from PIL import Image
+
+    cache = {}  # genotypes repeat a lot once a search settles; dot is the slow part
+
+    def image(cell, ops, concat):
+        key = (cell, tuple(ops), tuple(concat))
+        if key not in cache:
+            png = render_cell_png(ops, concat, label=_CELL_TITLES[cell])
+            cache[key] = Image.open(io.BytesIO(png)).convert('RGB')
+        return cache[key]
+
+    frames = []
+    for record in history:
+        g = genotype_from_json(record)
+        frames.append(tuple(image(c, getattr(g, c), getattr(g, c + '_concat')) for c in CELLS))
+    return frames
+
+
+def compose_frames(cells, captions):
+    """One canvas size for all frames (GIF frames must agree); each cell centred in its half."""
+    from PIL import Image, ImageDraw
+
+    cell_w = max(im.width for pair in cells for im in pair)
+    cell_h = max(im.height for pair in cells for im in pair)
+    size = (2 * cell_w + 3 * _GAP, cell_h + _CAPTION_HEIGHT + _GAP)
+    font = _font(28)
+    frames = []
+    for pair, caption in zip(cells, captions):
+        frame = Image.new('RGB', size, 'white')
+        for k, im in enumerate(pair):
+            left = _GAP + k * (cell_w + _GAP) + (cell_w - im.width) // 2
+            frame.paste(im, (left, _CAPTION_HEIGHT + (cell_h - im.height) // 2))
+        ImageDraw.Draw(frame).text((size[0] // 2, _CAPTION_HEIGHT // 2), caption,
+                                   fill='black', font=font, anchor='mm')
+        frames.append(frame)
+    if size[0] > _MAX_WIDTH:
+        small = (_MAX_WIDTH, round(size[1] * _MAX_WIDTH / size[0]))
+        frames = [f.resize(small, Image.Resampling.LANCZOS) for f in frames]
+    return frames
+
+
+def write_gif(frames, path, duration_ms=800):
+    # loop=0: repeat for ever, so the viewer need not restart it.
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- alpha plots
+
+def plot_alphas(history, cell, path):
+    """Grid of small plots, one row per node, one plot per edge, one line per op."""
+    from matplotlib.figure import Figure  # no pyplot: the Agg canvas, no global backend state
+    from matplotlib.ticker import MaxNLocator
+
+    series = alpha_series(history, cell)
+    epochs = [record['epoch'] for record in history]
+    steps = steps_from_edges(series.shape[1])
+    titles = edge_titles(steps)
+    cols = steps + 1  # the last node has the most inputs
+    fig = Figure(figsize=(3.0 * cols, 2.3 * steps + 0.8), layout='constrained')
+    axes = fig.subplots(steps, cols, sharex=True, sharey=True, squeeze=False)
+    edge = 0
+    for node in range(steps):
+        for j in range(cols):
+            ax = axes[node, j]
+            if j >= node + 2:
+                ax.set_axis_off()
+                continue
+            for o, op in enumerate(PRIMITIVES):
+                ax.plot(epochs, series[:, edge, o], label=op, marker='.' if len(epochs) < 20 else None)
+            ax.set_title(titles[edge], fontsize=10)
+            ax.grid(alpha=0.3)
+            edge += 1
+        axes[node, 0].set_ylabel('softmax(α)')
+    for ax in axes[-1]:
+        ax.set_xlabel('epoch')
+    axes[0, 0].set_ylim(bottom=0)
+    axes[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by all plots
+    # The legend sits in the empty corner of the first row, where it hides no line.
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, cols - 1].legend(handles, labels, loc='center', fontsize=10, frameon=False)
+    fig.suptitle(f'{_CELL_TITLES[cell]}: softmax(α) per edge over the epochs')
+    fig.savefig(path, dpi=90)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- entry point
+
+def render_evolution(save_dir, out_dir=None, duration_ms=800):
+    """Write networks.gif, alphas_normal.png, alphas_reduce.png; return their paths."""
+    history = load_history(save_dir)
+    for cell in CELLS:
+        alpha_series(history, cell)  # fail on bad alphas before the slow drawing starts
+    out_dir = Path(out_dir or save_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = compose_frames(cell_images(history), [_caption(r) for r in history])
+    paths = [write_gif(frames, out_dir / 'networks.gif', duration_ms)]
+    paths += [plot_alphas(history, cell, out_dir / f'alphas_{cell}.png') for cell in CELLS]
+    return paths
