@@ -167,7 +167,7 @@ def plot_alphas(history, cell, path):
         axes[node, 0].set_ylabel('softmax(α)')
     for ax in axes[-1]:
         ax.set_xlabel('epoch')
-    axes[0, 0].set_ylim(bottom=0)
+    # no ylim at 0: early in a search the weights move by a few thousandths around 1/8
     axes[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by all plots
     # The legend sits in the empty corner of the first row, where it hides no line.
     handles, labels = axes[0, 0].get_legend_handles_labels()
