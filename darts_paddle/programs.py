@@ -136,6 +136,18 @@ def build_eval_program(net, shared, cfg, startup):
     return Prog(prog, ["x", "y"], [loss, acc])
 
 
+def weight_optimizer(scheduler, banks, cfg):
+    """The original's weight optimizer: SGD with momentum and L2 weight decay, gradients
+    clipped to a global norm first (clip_grad_norm_ then step()).  `parameters=` is
+    required: without it Paddle 3.3 fails in PIR mode creating the learning-rate variable."""
+    import paddle
+
+    return paddle.optimizer.Momentum(
+        scheduler, momentum=cfg.momentum, parameters=banks,
+        weight_decay=paddle.regularizer.L2Decay(cfg.weight_decay),
+        grad_clip=paddle.nn.ClipGradByGlobalNorm(cfg.grad_clip))
+
+
 def build_weight_step(net, shared, cfg, startup):
     """Momentum SGD on all weight banks from G_w, as the original's optimizer.step()."""
     import paddle
@@ -145,10 +157,7 @@ def build_weight_step(net, shared, cfg, startup):
         banks = [shared.parameter(name, None) for name in net.params.banks]
         scheduler = paddle.optimizer.lr.CosineAnnealingDecay(
             cfg.learning_rate, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
-        opt = paddle.optimizer.Momentum(
-            scheduler, momentum=cfg.momentum, parameters=banks,
-            weight_decay=paddle.regularizer.L2Decay(cfg.weight_decay),
-            grad_clip=paddle.nn.ClipGradByGlobalNorm(cfg.grad_clip))
+        opt = weight_optimizer(scheduler, banks, cfg)
         opt.apply_gradients([(w, shared.buffer("G_" + w.name, None)) for w in banks])
     for name, velocity in opt._accumulators["velocity"].items():
         shared.alias("momentum_" + name, velocity)

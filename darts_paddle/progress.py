@@ -1,5 +1,6 @@
 """Progress bars for long loops: tqdm on a terminal, quiet periodic lines in logs/CI."""
 
+import itertools
 import sys
 
 from tqdm import tqdm
@@ -10,3 +11,11 @@ def progress(iterable, total, desc):
     interactive = sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, leave=True, dynamic_ncols=True,
                 mininterval=0.5 if interactive else 30.0, file=sys.stderr)
+
+
+def epoch_bar(loader, epoch, max_steps, desc, start=0):
+    """The batches of one epoch from batch `start`, at most `max_steps` per epoch (smoke
+    runs), behind a progress bar.  Iterate with enumerate(bar, start)."""
+    steps = min(len(loader), max_steps or len(loader))
+    remaining = max(steps - start, 0)
+    return progress(itertools.islice(loader.epoch(epoch, start), remaining), remaining, desc)

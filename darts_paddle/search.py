@@ -24,7 +24,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import UserError
 from .genotype import (format_genotype, genotype_from_alphas, genotype_to_json,
                        save_genotype_json, softmax)
-from .progress import progress
+from .progress import epoch_bar
 from .runtime import import_paddle
 
 log = logging.getLogger("darts_paddle.search")
@@ -101,23 +101,18 @@ def current_genotype(runner):
     return genotype_from_alphas(runner.get("alphas_normal"), runner.get("alphas_reduce"))
 
 
-def steps_per_epoch(args, loader):
-    return min(len(loader), args.max_steps or len(loader))
-
-
 def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop):
     """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
     returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
     `stop.requested`.
     """
     eta = programs.lr_scheduler()
-    steps = steps_per_epoch(args, train_loader)
     losses, accs = list(done["losses"]), list(done["accs"])
     first = len(losses)
-    bar = progress(train_loader.epoch(epoch, first), steps - first,
-                   f"epoch {epoch + 1}/{args.epochs} search")
+    bar = epoch_bar(train_loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} search",
+                    start=first)
     for step, train_batch in enumerate(bar, first):
-        if step >= steps or stop.requested:
+        if stop.requested:
             break
         tic = time.time()
         architect.step(train_batch, next(valid_batches), eta)
@@ -135,12 +130,9 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
 
 def evaluate(epoch, args, programs, runner, loader):
     """Validation accuracy with BN in inference mode (the original's infer())."""
-    steps = steps_per_epoch(args, loader)
     total, loss_sum, correct = 0, 0.0, 0.0
-    bar = progress(loader.epoch(epoch), steps, f"epoch {epoch + 1}/{args.epochs} valid ")
-    for step, (x, y) in enumerate(bar):
-        if step >= steps:
-            break
+    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} valid ")
+    for x, y in bar:
         loss, acc = runner.run(programs["evaluate"], x=x, y=y)
         total += len(y)
         loss_sum += float(loss) * len(y)

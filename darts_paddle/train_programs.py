@@ -17,7 +17,7 @@ from typing import Optional
 from .networks import DropPath, build_network
 from .ops import Context
 from .params import SharedVars
-from .programs import Prog
+from .programs import Prog, weight_optimizer
 
 
 @dataclass
@@ -142,10 +142,7 @@ def build_train_program(net, shared, cfg, startup):
         for _, stats in net.stores():
             stats.write_back(one)
         scheduler = _scheduler(cfg)
-        opt = paddle.optimizer.Momentum(
-            scheduler, momentum=cfg.momentum, parameters=banks,
-            weight_decay=paddle.regularizer.L2Decay(cfg.weight_decay),
-            grad_clip=paddle.nn.ClipGradByGlobalNorm(cfg.grad_clip))
+        opt = weight_optimizer(scheduler, banks, cfg)
         opt.minimize(loss)
         fetch = [loss, *_accuracies(logits, label)]
     velocity = {f"velocity/{bank}": value.name

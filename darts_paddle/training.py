@@ -19,7 +19,7 @@ from . import data
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import UserError
 from .genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
-from .progress import progress
+from .progress import epoch_bar
 from .runtime import import_paddle
 
 log = logging.getLogger("darts_paddle.train")
@@ -122,19 +122,13 @@ class Meter:
                     img_s=f"{rate:.1f}")
 
 
-def _steps(loader, args):
-    return min(len(loader), args.max_steps or len(loader))
-
-
 def train_epoch(epoch, args, programs, runner, loader):
     """One epoch of SGD steps; returns the mean (loss, top-1, top-5)."""
     cfg, net = programs.config, programs.network
     drop_prob = drop_prob_at(cfg, epoch)
-    steps, meter = _steps(loader, args), Meter()
-    bar = progress(loader.epoch(epoch), steps, f"epoch {epoch + 1}/{cfg.epochs} train")
+    meter = Meter()
+    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{cfg.epochs} train")
     for step, (x, y) in enumerate(bar):
-        if step >= steps:
-            break
         feed = dict(x=x, y=y)
         if "drop_mask" in programs.train.feeds:
             from .networks import drop_path_masks
@@ -155,11 +149,9 @@ def train_epoch(epoch, args, programs, runner, loader):
 
 def evaluate(args, programs, runner, loader, desc):
     """Mean (loss, top-1, top-5) on the test set, BN in inference mode."""
-    steps, meter = _steps(loader, args), Meter()
-    bar = progress(loader.epoch(0), steps, desc)
-    for step, (x, y) in enumerate(bar):
-        if step >= steps:
-            break
+    meter = Meter()
+    bar = epoch_bar(loader, 0, args.max_steps, desc)
+    for x, y in bar:
         loss, top1, top5, _ = runner.run(programs.infer, x=x, y=y)
         meter.update(len(y), float(loss), float(top1), float(top5))
         bar.set_postfix(meter.postfix())
