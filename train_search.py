@@ -13,6 +13,7 @@ from darts_paddle.errors import UserError  # noqa: E402
 
 def main(argv=None):
     args = cli.search_parser().parse_args(argv)
+    search.method_config(args)  # contradictory method flags fail before anything is written
     if args.resume:
         if not os.path.isdir(args.resume):
             raise UserError(f"--resume {args.resume}: no such directory; pass the "

@@ -1,10 +1,11 @@
 """Search benchmark: build, preparation and step times, op counts, peak memory.
 
     python bench/search_bench.py [--batches 16 64] [--steps 3] [--quick]
+                                 [--methods darts daas dadarts]
 
 Each batch size runs in its own process (peak RSS is per process).  Every child builds the
 default supernet (C 16, 8 layers, CIFAR shapes, random data) with the second-order
-programs, and measures:
+programs of each search method (methods.py; plain DARTS by default), and measures:
   startup   process start -> first finished second-order step, minus one steady step
   pass      one run of the gradient program (forward + backward)
   step1/2   a whole first-/second-order search step (architect + weight step)
@@ -22,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def child(batch, steps, process_start):
+def child(batch, steps, process_start, method_name="darts"):
     import resource
 
     import numpy as np
@@ -31,11 +32,14 @@ def child(batch, steps, process_start):
 
     import_paddle()
     from darts_paddle.architect import ON, Architect
+    from darts_paddle.methods import MethodConfig
     from darts_paddle.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
 
+    method = MethodConfig(method_name)
+    knobs = method.knobs(10, 50)  # mid-search: every knob on
     t0 = time.time()
-    programs = build_search_programs(SearchConfig(unrolled=True))
+    programs = build_search_programs(SearchConfig(unrolled=True, method=method))
     build_s = time.time() - t0
     runner = Runner()
     runner.run_startup(programs.startup)
@@ -44,6 +48,8 @@ def child(batch, steps, process_start):
     data = lambda: (rng.standard_normal((batch, 3, 32, 32)).astype(np.float32),  # noqa: E731
                     rng.integers(0, 10, batch).astype(np.int64))
     second, first = Architect(runner, programs, True), Architect(runner, programs, False)
+    second.set_knobs(knobs)
+    first.set_knobs(knobs)
 
     def step(architect):
         t = time.time()
@@ -58,7 +64,7 @@ def child(batch, steps, process_start):
     for _ in range(steps):
         x, y = data()
         t = time.time()
-        runner.run(programs["grad"], x=x, y=y, bn_update=ON)
+        runner.run(programs["grad"], x=x, y=y, bn_update=ON, phase=ON, **knobs)
         timings["pass"].append(time.time() - t)
     # no warm-up needed for first order: its programs all ran in the first step
     for _ in range(steps):
@@ -66,7 +72,7 @@ def child(batch, steps, process_start):
         timings["step2"].append(step(second))
     med = {k: float(np.median(v)) for k, v in timings.items()}
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
-    return {"batch": batch, "build_s": build_s, "first_step_s": first_step,
+    return {"method": method_name, "batch": batch, "build_s": build_s, "first_step_s": first_step,
             "startup_s": first_done - process_start - med["step2"], "ops": ops,
             "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "FLAGS_paddle_num_threads",
@@ -75,10 +81,11 @@ def child(batch, steps, process_start):
             **{k + "_all": v for k, v in timings.items()}}
 
 
-def run_child(batch, steps):
+def run_child(batch, steps, method):
     start = time.time()
     out = subprocess.run([sys.executable, __file__, "--child", str(batch), "--steps", str(steps),
-                          "--start", repr(start)], capture_output=True, text=True, cwd=ROOT)
+                          "--start", repr(start), "--methods", method],
+                         capture_output=True, text=True, cwd=ROOT)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode or not lines:
         sys.exit(f"batch {batch} failed:\n{out.stderr[-3000:]}")
@@ -86,12 +93,14 @@ def run_child(batch, steps):
 
 
 def table(results):
-    ops = results[0]["ops"]
-    print("programs (PIR ops): " + ", ".join(f"{k} {v}" for k, v in ops.items()))
-    print(f"{'batch':>5} {'build s':>8} {'startup s':>10} {'pass s':>7} {'1st-order s':>12} "
-          f"{'2nd-order s':>12} {'2nd/1st':>8} {'peak RSS GB':>12}")
+    for method in dict.fromkeys(r["method"] for r in results):
+        ops = next(r["ops"] for r in results if r["method"] == method)
+        print(f"programs of {method} (PIR ops): " + ", ".join(f"{k} {v}" for k, v in ops.items()))
+    print(f"{'method':>8} {'batch':>5} {'grad ops':>8} {'build s':>8} {'startup s':>10} {'pass s':>7} "
+          f"{'1st-order s':>12} {'2nd-order s':>12} {'2nd/1st':>8} {'peak RSS GB':>12}")
     for r in results:
-        print(f"{r['batch']:>5} {r['build_s']:>8.1f} {r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
+        print(f"{r['method']:>8} {r['batch']:>5} {r['ops']['grad']:>8} {r['build_s']:>8.1f} "
+              f"{r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
               f"{r['step1_s']:>12.2f} {r['step2_s']:>12.2f} {r['step2_s'] / r['step1_s']:>8.2f} "
               f"{r['rss_gb']:>12.2f}")
     print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items()))
@@ -102,17 +111,19 @@ def main():
     p.add_argument("--batches", type=int, nargs="+", default=[16, 64])
     p.add_argument("--steps", type=int, default=3, help="timed repetitions (median)")
     p.add_argument("--quick", action="store_true", help="batch 16 only, 2 repetitions")
+    p.add_argument("--methods", nargs="+", default=["darts"],
+                   choices=["darts", "daas", "dadarts"], help="search methods to time")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.start)))
+        print(json.dumps(child(args.child, args.steps, args.start, args.methods[0])))
         return
     if args.quick:
         args.batches, args.steps = [16], 2
-    results = [run_child(b, args.steps) for b in args.batches]
+    results = [run_child(b, args.steps, m) for m in args.methods for b in args.batches]
     table(results)
-    last = {r["batch"]: r for r in results}[max(args.batches)]
+    last = {(r["method"], r["batch"]): r for r in results}[args.methods[0], max(args.batches)]
     print(f"search_bench: ops={last['ops']['grad']} startup_s={last['startup_s']:.1f} "
           f"pass{last['batch']}_s={last['pass_s']:.2f} step1_{last['batch']}_s={last['step1_s']:.2f} "
           f"step2_{last['batch']}_s={last['step2_s']:.2f} rss{last['batch']}_gb={last['rss_gb']:.2f}")

@@ -12,6 +12,9 @@ weight vector between w, w' and w +- R v and restore w exactly (they copy it, no
 arithmetic round trip).  The BN running statistics are left alone by all these extra passes
 (bn_update = 0); in first order the validation pass updates them as in the original code.
 See programs.py for what each program computes.
+
+Search methods beyond plain DARTS (methods.py) read per-epoch knobs (`set_knobs`) and a
+`phase`: 1 in every architect pass above, 0 in the weight pass.
 """
 
 import numpy as np
@@ -23,13 +26,19 @@ OFF = np.zeros(1, np.float32)
 class Architect:
     def __init__(self, runner, programs, unrolled=False):
         self.runner, self.p, self.unrolled = runner, programs, unrolled
+        self.knobs = {}
         if unrolled and "unroll" not in programs.progs:
             raise ValueError("second order needs programs built with unrolled=True")
 
-    def gradient(self, batch, bn_update):
+    def set_knobs(self, knobs):
+        """This epoch's method knobs ({feed name: array}, methods.MethodConfig.knobs)."""
+        self.knobs = dict(knobs)
+
+    def gradient(self, batch, bn_update, phase=ON):
         """One forward/backward pass: fills G_w and G_alpha; returns (loss, accuracy)."""
         x, y = batch
-        loss, acc = self.runner.run(self.p["grad"], x=x, y=y, bn_update=bn_update)
+        loss, acc = self.runner.run(self.p["grad"], x=x, y=y, bn_update=bn_update,
+                                    phase=phase, **self.knobs)
         return float(loss), float(acc)
 
     def step(self, train_batch, valid_batch, eta):
@@ -55,6 +64,6 @@ class Architect:
 
     def weight_step(self, train_batch):
         """The ordinary weight update on the training batch (after the alpha step)."""
-        result = self.gradient(train_batch, ON)
+        result = self.gradient(train_batch, ON, phase=OFF)
         self.runner.run(self.p["weight_step"])
         return result

@@ -58,7 +58,43 @@ def search_parser():
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the search saved in DIR (a search-EXP-DATE directory)")
+    _method_flags(p)
     return p
+
+
+def _method_flags(p):
+    """DAAS and DADARTS (REFERENCE.md section 9; darts_paddle/methods.py)."""
+    from .methods import METHODS
+
+    g = p.add_argument_group("discretization-aware search")
+    g.add_argument("--method", default="darts", choices=METHODS,
+                   help="daas: DAAS (no 'none', edge weights beta, entropy and two-edge "
+                        "loss); dadarts: the DADARTS recipe (= --dal_on_alphas "
+                        "--topk_on_alphas --linear_temperature_increase --hd_on_weights)")
+    g.add_argument("--hd_on_weights", action="store_true", default=False,
+                   help="train weights (and validate) on the one-hot genotype of the alphas")
+    g.add_argument("--hd_start", type=positive_int, default=1,
+                   help="first epoch (1-based) of --hd_on_weights")
+    g.add_argument("--topk_on_alphas", action="store_true", default=False,
+                   help="soft top-k masks (1 op per edge, 2 edges per node) in the architect")
+    g.add_argument("--topk_on_weights", action="store_true", default=False,
+                   help="soft top-k masks in the weight training forward")
+    g.add_argument("--topk_temperature", type=float, default=1.0,
+                   help="temperature t of the soft top-k (the start value with "
+                        "--linear_temperature_increase)")
+    g.add_argument("--linear_temperature_increase", action="store_true", default=False,
+                   help="raise the top-k temperature linearly over the epochs")
+    g.add_argument("--linear_temperature_max", type=float, default=200.0,
+                   help="temperature at the last epoch with --linear_temperature_increase")
+    g.add_argument("--dal_on_alphas", action="store_true", default=False,
+                   help="add the discretization loss MSE(softmax(alpha), one-hot) to the "
+                        "architect's loss")
+    g.add_argument("--dal_factor", type=float, default=1.0, help="weight of that loss")
+
+
+METHOD_FLAGS = ("method", "hd_on_weights", "hd_start", "topk_on_alphas", "topk_on_weights",
+                "topk_temperature", "linear_temperature_increase", "linear_temperature_max",
+                "dal_on_alphas", "dal_factor")
 
 
 def make_save_dir(args, kind):

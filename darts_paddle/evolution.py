@@ -2,7 +2,14 @@
 
 Two kinds of picture: `networks.gif`, one frame per epoch with the normal and the reduction
 cell of the genotype derived at that epoch, and `alphas_<cell>.png`, the softmax(alpha) of every
-edge over the epochs, one small plot per edge and one line per op.
+edge over the epochs, one small plot per edge and one line per op. Records of a DAAS search also
+carry edge weights, drawn as `betas_<cell>.png`: one plot per node that has them, one line per
+incoming edge.
+
+Record keys read here besides the genotype: `epoch`, `valid_acc` (optional),
+`softmax_alphas_<cell>` ([edges][ops]), `primitives` (optional: the op names of those columns,
+PRIMITIVES when absent; DAAS has no 'none') and `softmax_betas_<cell>` (optional, DAAS:
+softmax(min(beta, 1)) of nodes 1..steps-1, node k's list over its k + 2 inputs).
 """
 
 import io
@@ -44,21 +51,60 @@ def load_history(save_dir):
         if missing:
             raise UserError(f"{path}, record {i}: lacks {', '.join(missing)}; "
                             "expected the records that train_search.py writes")
+    _check_betas_everywhere(history, path)
     return history
 
 
+def _check_betas_everywhere(history, path):
+    # A history mixing DAAS and plain records cannot be drawn as one set of series.
+    keys = [f'softmax_betas_{c}' for c in CELLS]
+    if not any(k in record for record in history for k in keys):
+        return
+    for i, record in enumerate(history):
+        missing = [k for k in keys if k not in record]
+        if missing:
+            raise UserError(f"{path}, record {i}: lacks {', '.join(missing)} while other records "
+                            "carry edge weights; one search directory must hold one search")
+
+
+def has_betas(history):
+    """True for the records of a DAAS search (load_history made sure all or none carry them)."""
+    return 'softmax_betas_normal' in history[0]
+
+
+def history_primitives(history):
+    """Op names of the softmax_alphas columns: the records' "primitives", PRIMITIVES if absent."""
+    first = history[0].get('primitives', PRIMITIVES)
+    for i, record in enumerate(history):
+        prims = record.get('primitives', PRIMITIVES)
+        if not (isinstance(prims, list) and prims and all(isinstance(op, str) for op in prims)):
+            raise UserError(f'"primitives" in {HISTORY}, record {i}, must be a list of op names '
+                            f"such as {PRIMITIVES[1:3]}, got {prims!r}; fix the record, or drop "
+                            "the key for the 8 ops of PRIMITIVES")
+        if prims != first:
+            raise UserError(f'"primitives" in {HISTORY}, record {i}, {prims} differ from those of '
+                            f"record 0, {first}; one search directory must hold one search")
+    return list(first)
+
+
 def alpha_series(history, cell):
-    """softmax(alpha) of one cell over the epochs: array [epochs, edges, ops]."""
+    """softmax(alpha) of one cell over the epochs: array [epochs, edges, ops].
+
+    The ops are those of `history_primitives`, in that order.
+    """
+    primitives = history_primitives(history)
     shape = None
     try:
         series = np.asarray([r[f'softmax_alphas_{cell}'] for r in history], dtype=np.float64)
         shape = series.shape[1:]
     except (TypeError, ValueError):  # ragged rows, or not numbers
         pass
-    if shape is None or len(shape) != 2 or shape[1] != len(PRIMITIVES):
+    if shape is None or len(shape) != 2 or shape[1] != len(primitives):
         got = 'ragged or non-numeric rows' if shape is None else f'shape {shape}'
-        raise UserError(f"softmax_alphas_{cell} in {HISTORY} must be [edges x {len(PRIMITIVES)}] "
-                        f"in every record, got {got}; one column per op of PRIMITIVES")
+        source = '"primitives" of the records' if 'primitives' in history[0] else 'PRIMITIVES'
+        raise UserError(f"softmax_alphas_{cell} in {HISTORY} must be [edges x {len(primitives)}] "
+                        f"in every record, got {got}; one column per op of {source} "
+                        f"({', '.join(primitives)})")
     try:
         steps_from_edges(shape[0])
     except ValueError as exc:
@@ -66,10 +112,40 @@ def alpha_series(history, cell):
     return series
 
 
+def beta_series(history, cell):
+    """Edge weights of one cell over the epochs, one array [epochs, inputs] per node 1..steps-1.
+
+    Node k (k >= 1) has k + 2 inputs; node 0 has no edge weights (it keeps both inputs).
+    """
+    steps = steps_from_edges(alpha_series(history, cell).shape[1])
+    key = f'softmax_betas_{cell}'
+    sizes = [node + 2 for node in range(1, steps)]
+    expected = (f"{len(sizes)} lists (nodes 1..{steps - 1}) of {', '.join(map(str, sizes))} "
+                "edge weights")
+    per_node = [[] for _ in sizes]
+    for i, record in enumerate(history):
+        betas = record[key]
+        try:
+            rows = [np.asarray(b, dtype=np.float64) for b in betas]
+        except (TypeError, ValueError):  # not a list of number lists
+            rows = None
+        if rows is None or [r.shape for r in rows] != [(n,) for n in sizes]:
+            got = 'non-numeric entries' if rows is None else f'lengths {[r.size for r in rows]}'
+            raise UserError(f"{key} in {HISTORY}, record {i}: expected {expected}, got {got}; "
+                            "one list per node with 3 or more inputs")
+        for node_rows, row in zip(per_node, rows):
+            node_rows.append(row)
+    return [np.stack(rows) for rows in per_node]
+
+
+def input_name(j):
+    """Name of input state j of a node: c_{k-2}, c_{k-1}, node 0, node 1, ..."""
+    return INPUT_NAMES[j] if j < 2 else f'node {j - 2}'
+
+
 def edge_titles(steps):
     """Edge names in row order: node by node, each node's inputs c_{k-2}, c_{k-1}, node 0, ..."""
-    return [f'{INPUT_NAMES[j] if j < 2 else f"node {j - 2}"} → node {node}'
-            for node in range(steps) for j in range(node + 2)]
+    return [f'{input_name(j)} → node {node}' for node in range(steps) for j in range(node + 2)]
 
 
 # --------------------------------------------------------------------------- GIF
@@ -140,12 +216,19 @@ def write_gif(frames, path, duration_ms=800):
 
 # --------------------------------------------------------------------------- alpha plots
 
-def plot_alphas(history, cell, path):
+def _markers(epochs):
+    return '.' if len(epochs) < 20 else None
+
+
+def alphas_figure(history, cell):
     """Grid of small plots, one row per node, one plot per edge, one line per op."""
     from matplotlib.figure import Figure  # no pyplot: the Agg canvas, no global backend state
     from matplotlib.ticker import MaxNLocator
 
     series = alpha_series(history, cell)
+    primitives = history_primitives(history)
+    # DAAS records have no 'none' column and weight ops by softmax(f(alpha))
+    label = 'softmax(α)' if 'none' in primitives else 'softmax(f(α))'
     epochs = [record['epoch'] for record in history]
     steps = steps_from_edges(series.shape[1])
     titles = edge_titles(steps)
@@ -159,12 +242,12 @@ def plot_alphas(history, cell, path):
             if j >= node + 2:
                 ax.set_axis_off()
                 continue
-            for o, op in enumerate(PRIMITIVES):
-                ax.plot(epochs, series[:, edge, o], label=op, marker='.' if len(epochs) < 20 else None)
+            for o, op in enumerate(primitives):
+                ax.plot(epochs, series[:, edge, o], label=op, marker=_markers(epochs))
             ax.set_title(titles[edge], fontsize=10)
             ax.grid(alpha=0.3)
             edge += 1
-        axes[node, 0].set_ylabel('softmax(α)')
+        axes[node, 0].set_ylabel(label)
     for ax in axes[-1]:
         ax.set_xlabel('epoch')
     # no ylim at 0: early in a search the weights move by a few thousandths around 1/8
@@ -172,21 +255,64 @@ def plot_alphas(history, cell, path):
     # The legend sits in the empty corner of the first row, where it hides no line.
     handles, labels = axes[0, 0].get_legend_handles_labels()
     axes[0, cols - 1].legend(handles, labels, loc='center', fontsize=10, frameon=False)
-    fig.suptitle(f'{_CELL_TITLES[cell]}: softmax(α) per edge over the epochs')
-    fig.savefig(path, dpi=90)
+    fig.suptitle(f'{_CELL_TITLES[cell]}: {label} per edge over the epochs')
+    return fig
+
+
+def plot_alphas(history, cell, path):
+    """Write `alphas_figure` as a PNG (or any format matplotlib infers from `path`)."""
+    alphas_figure(history, cell).savefig(path, dpi=90)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- beta plots
+
+def betas_figure(history, cell):
+    """One plot per node with edge weights (DAAS: nodes 1, 2, 3), one line per incoming edge."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    series = beta_series(history, cell)
+    epochs = [record['epoch'] for record in history]
+    fig = Figure(figsize=(3.6 * len(series), 3.2), layout='constrained')
+    # no shared y: the weights of 3, 4, 5 inputs sit around 1/3, 1/4, 1/5
+    axes = fig.subplots(1, len(series), sharex=True, squeeze=False)[0]
+    for k, (ax, values) in enumerate(zip(axes, series)):
+        node = k + 1
+        for j in range(values.shape[1]):
+            ax.plot(epochs, values[:, j], label=input_name(j), marker=_markers(epochs))
+        ax.set_title(f'node {node} ({node + 2} inputs)', fontsize=10)
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel('softmax(min(β, 1))')
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f'{_CELL_TITLES[cell]}: edge weights per node over the epochs')
+    return fig
+
+
+def plot_betas(history, cell, path):
+    """Write `betas_figure` as a PNG (or any format matplotlib infers from `path`)."""
+    betas_figure(history, cell).savefig(path, dpi=90)
     return Path(path)
 
 
 # --------------------------------------------------------------------------- entry point
 
 def render_evolution(save_dir, out_dir=None, duration_ms=800):
-    """Write networks.gif, alphas_normal.png, alphas_reduce.png; return their paths."""
+    """Write networks.gif, alphas_normal.png, alphas_reduce.png, and for records with edge
+    weights (DAAS) betas_normal.png, betas_reduce.png; return their paths in that order."""
     history = load_history(save_dir)
-    for cell in CELLS:
-        alpha_series(history, cell)  # fail on bad alphas before the slow drawing starts
+    betas = has_betas(history)
+    for cell in CELLS:  # fail on bad records before the slow drawing starts
+        alpha_series(history, cell)
+        if betas:
+            beta_series(history, cell)
     out_dir = Path(out_dir or save_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = compose_frames(cell_images(history), [_caption(r) for r in history])
     paths = [write_gif(frames, out_dir / 'networks.gif', duration_ms)]
     paths += [plot_alphas(history, cell, out_dir / f'alphas_{cell}.png') for cell in CELLS]
+    if betas:
+        paths += [plot_betas(history, cell, out_dir / f'betas_{cell}.png') for cell in CELLS]
     return paths

@@ -6,6 +6,8 @@ Input index 0 is c_{k-2}, 1 is c_{k-1}, and j >= 2 is intermediate node j - 2.
 
 Genotypes travel as text (``Genotype(...)`` literals, parsed without eval), as JSON, or by
 name through the registry in the top-level ``genotypes.py``; `resolve_arch` accepts all three.
+Derivation is DARTS's top-2 parse, optionally preceded by DAAS's edge pruning on per-node
+edge scores beta (`derive_cell(..., betas=...)`, `genotype_from_weights`).
 This module needs numpy only, never paddle.
 """
 
@@ -151,39 +153,101 @@ def steps_from_edges(edges):
     raise ValueError(f"{edges} edges match no cell size (2, 5, 9, 14, 20, ... for 1, 2, 3, 4, 5 nodes)")
 
 
-def derive_cell(weights, steps=4, primitives=PRIMITIVES):
-    """Top-2 parse of one cell from its (already softmaxed) op weights, [edges, len(primitives)].
+def _check_betas(betas, steps):
+    """Per-node edge scores as a list of `steps` entries: None, or 2 + node scores."""
+    if betas is None:
+        return [None] * steps
+    if len(betas) != steps:
+        raise ValueError(f"betas has {len(betas)} entries for {steps} nodes; give one per node "
+                         "(None for a node without edge scores)")
+    checked = []
+    for node, beta in enumerate(betas):
+        if beta is not None:
+            beta = np.asarray(beta, dtype=np.float64)
+            if beta.shape != (node + 2,):
+                raise ValueError(f"betas of node {node} have shape {beta.shape}; node {node} has "
+                                 f"{node + 2} inputs, so expected {(node + 2,)}")
+        checked.append(beta)
+    return checked
+
+
+def _candidate_edges(node, beta):
+    """Inputs of `node` still in the running: all of them, or (DAAS) its 2 highest-beta ones.
+
+    Dropping the lowest-beta edges before the op-strength parse is DAAS's discretization: the
+    edge weights beta, not the op weights, decide which inputs a node keeps. Stable sort: on a
+    beta tie the lower input index stays.
+    """
+    if beta is None:
+        return list(range(node + 2))
+    return sorted(np.argsort(-beta, kind='stable')[:2].tolist())
+
+
+def derive_cell(weights, steps=4, primitives=PRIMITIVES, betas=None):
+    """Top-2 parse of one cell from its (already normalised) op weights, [edges, len(primitives)].
 
     'none' never wins: edges are ranked by, and ops picked from, the other ops only,
     because a 'none' edge carries nothing into the evaluation network.
+    `betas` (optional): one entry per node, None or a 1-D array of the node's 2 + node edge
+    scores; a node with scores first drops all but its 2 highest-scored inputs (DAAS), then
+    the usual parse orders the two kept edges, strongest op first.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (num_edges(steps), len(primitives)):
         raise ValueError(f"weights of shape {weights.shape} do not fit {steps} nodes and "
                          f"{len(primitives)} ops: expected {(num_edges(steps), len(primitives))}")
+    betas = _check_betas(betas, steps)
     usable = np.array([op != 'none' for op in primitives])
     masked = np.where(usable, weights, -np.inf)
     ops, start = [], 0
     for node in range(steps):
         rows = masked[start:start + node + 2]
         # Stable sort: on a tie the lower input index wins, as in the original parse.
-        strongest = sorted(range(node + 2), key=lambda j: -rows[j].max())[:2]
+        strongest = sorted(_candidate_edges(node, betas[node]), key=lambda j: -rows[j].max())[:2]
         ops.extend((primitives[int(np.argmax(rows[j]))], j) for j in strongest)
         start += node + 2
     return ops
 
 
-def derive_genotype(weights_normal, weights_reduce, steps=4, primitives=PRIMITIVES):
-    """Genotype from the softmaxed weights of both cells; every node goes into the concat."""
+def derive_genotype(weights_normal, weights_reduce, steps=4, primitives=PRIMITIVES,
+                    betas_normal=None, betas_reduce=None):
+    """Genotype from the normalised weights of both cells; every node goes into the concat.
+
+    `betas_<cell>`: per-node edge scores as in `derive_cell` (one entry per node, or None).
+    """
     concat = list(range(2, 2 + steps))
-    return Genotype(normal=derive_cell(weights_normal, steps, primitives), normal_concat=concat,
-                    reduce=derive_cell(weights_reduce, steps, primitives), reduce_concat=list(concat))
+    return Genotype(normal=derive_cell(weights_normal, steps, primitives, betas_normal),
+                    normal_concat=concat,
+                    reduce=derive_cell(weights_reduce, steps, primitives, betas_reduce),
+                    reduce_concat=list(concat))
 
 
 def genotype_from_alphas(alphas_normal, alphas_reduce, primitives=PRIMITIVES):
     """Softmax the raw alphas, then derive; the number of nodes follows from the edge count."""
     steps = steps_from_edges(np.shape(alphas_normal)[0])
     return derive_genotype(softmax(alphas_normal), softmax(alphas_reduce), steps, primitives)
+
+
+def genotype_from_weights(weights_normal, weights_reduce, primitives=PRIMITIVES,
+                          betas_normal=None, betas_reduce=None):
+    """Derive from already normalised op weights (e.g. DAAS's softmax(f(alpha)) over 7 ops).
+
+    `betas_<cell>`: None, or the edge scores of nodes 1..steps-1 only (DAAS: 3 arrays of
+    3, 4, 5 scores), the layout of history.json's softmax_betas_<cell>. Node 0 takes no
+    scores: with 2 inputs it keeps both whatever they are.
+    """
+    steps = steps_from_edges(np.shape(weights_normal)[0])
+    return derive_genotype(weights_normal, weights_reduce, steps, primitives,
+                           _with_node0(betas_normal, steps), _with_node0(betas_reduce, steps))
+
+
+def _with_node0(betas, steps):
+    if betas is None:
+        return None
+    if len(betas) != steps - 1:
+        raise ValueError(f"betas has {len(betas)} entries; with {steps} nodes give the scores "
+                         f"of nodes 1..{steps - 1} ({steps - 1} entries), node 0 has none")
+    return [None, *betas]
 
 
 # --------------------------------------------------------------------------- text format

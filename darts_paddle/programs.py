@@ -3,12 +3,14 @@
 Every pass of the search, whatever it is for, runs the same gradient program:
 
   grad     batch, bn_update -> loss, accuracy;  G_w = dL/dw,  G_alpha = dL/dalpha
-           (bn_update = 1 stores the BN running statistics of this pass, 0 leaves them)
+           (bn_update = 1 stores the BN running statistics of this pass, 0 leaves them;
+           methods other than plain DARTS also read their knobs: methods.py)
 
 and tiny programs move vectors around it:
 
   weight_step     w <- Momentum(w, clip_5(G_w)) with weight decay, cosine LR
-  alpha_step      alpha <- Adam(alpha, G_alpha)
+  alpha_step      alpha <- Adam(alpha, G_alpha)   (every architecture parameter: alphas,
+                  and DAAS's betas)
   unroll          w_backup <- w;  w <- w - eta * (mu * m + G_w + lambda * w)      (w')
   perturb_plus    d_alpha <- G_alpha;  v <- G_w;  R <- 0.01 / ||v||;  w <- w_backup + R v
   perturb_minus   g_plus <- G_alpha;  w <- w_backup - R v
@@ -21,9 +23,10 @@ Fetch lists are fixed per program (changing one re-prepares the program, PADDLE_
 from dataclasses import dataclass, field
 from typing import Dict, List
 
+from .methods import MethodConfig, arch_terms, declare_knobs, materialize_arch
 from .ops import Context
 from .params import SharedVars
-from .supernet import ALPHAS, SearchNetwork
+from .supernet import SearchNetwork
 
 
 @dataclass
@@ -51,6 +54,11 @@ class SearchConfig:
     unrolled: bool = False
     hessian_r: float = 0.01  # R = hessian_r / ||v|| (the paper's epsilon, 0.01)
     dtype: str = "float32"  # float64 for gradient checks in tests
+    method: MethodConfig = field(default_factory=MethodConfig)
+
+    @property
+    def arch_names(self):
+        return list(self.method.arch_shapes())
 
 
 @dataclass
@@ -59,26 +67,33 @@ class SearchPrograms:
     network: SearchNetwork
     startup: object
     shared: SharedVars
-    lr_scheduler: object
+    lr_scheduler: object  # the weights' cosine schedule: lr_scheduler() is eta
     progs: Dict[str, Prog]
+    alpha_scheduler: object = None  # DAAS: alpha's learning rate, 0 in the first epochs
 
     def __getitem__(self, name):
         return self.progs[name]
 
     def state_names(self):
         """{checkpoint key: scope name} of everything a search's state consists of:
-        weights, BN statistics, alphas, momentum buffers, Adam moments and step powers."""
-        keys = [*self.network.params.banks, "bn.mean", "bn.var", *ALPHAS]
+        weights, BN statistics, architecture parameters, momentum buffers, Adam moments and
+        step powers."""
+        keys = [*self.network.params.banks, "bn.mean", "bn.var", *self.config.arch_names]
         keys += [k for k in self.shared.names() if k.startswith(("momentum_", "adam_"))]
         return {k: self.shared.scope_name(k) for k in keys}
 
     def initial_values(self, rng):
-        """{variable: array} to start a search from: weights, BN statistics, alphas."""
+        """{variable: array} to start a search from: weights, BN statistics, alphas (betas)."""
         values = self.network.params.initial_values(rng)
         values["bn.mean"], values["bn.var"] = self.network.stats.initial_values()
-        for name in ALPHAS:  # 1e-3 * N(0, 1), as the original
-            values[name] = 1e-3 * rng.standard_normal(self.shared.get(name).shape)
+        values.update(self.config.method.initial_values(rng))
         return values
+
+    def next_epoch(self):
+        """Advance the per-epoch learning-rate schedules."""
+        self.lr_scheduler.step()
+        if self.alpha_scheduler is not None:
+            self.alpha_scheduler.step()
 
 
 def _guard(program, startup):
@@ -100,17 +115,28 @@ def _data(name, shape, dtype):
 
 
 def _forward(net, shared, cfg, training):
-    """x, y -> (weight banks, alphas, logits, loss, top-1 accuracy of the batch)."""
+    """x, y (, knobs) -> (weight banks, arch parameters, feed names, loss, top-1 accuracy).
+
+    The training forward is the gradient program's, which serves the architect's passes
+    and the weight pass alike (the `phase` knob tells them apart where the method cares);
+    the loss is the cross-entropy plus what the method adds.  The inference forward
+    (validation accuracy) is the weight pass's network with the plain cross-entropy.
+    """
     import paddle
     import paddle.nn.functional as F
 
     x = _data("x", [-1, cfg.in_channels, cfg.image_size, cfg.image_size], cfg.dtype)
     y = _data("y", [-1], "int64")
-    banks, alphas = net.materialize(shared)
-    logits = net(x, *alphas, Context(training=training))
+    knobs = declare_knobs(cfg.method, cfg.dtype, training)
+    banks = net.materialize(shared)
+    arch = materialize_arch(cfg.method, shared)
+    weights, extra = arch_terms(cfg.method, arch, knobs)
+    logits = net(x, weights["normal"], weights["reduce"], Context(training=training))
     loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
+    if extra is not None and training:
+        loss = loss + extra
     acc = paddle.metric.accuracy(logits, paddle.unsqueeze(y, 1), k=1)
-    return banks, alphas, logits, loss, acc
+    return banks, list(arch.values()), ["x", "y", *knobs], loss, acc
 
 
 def build_gradient_program(net, shared, cfg, startup):
@@ -119,21 +145,21 @@ def build_gradient_program(net, shared, cfg, startup):
 
     prog = _new_program()
     with _guard(prog, startup):
-        banks, alphas, _, loss, acc = _forward(net, shared, cfg, training=True)
+        banks, arch, feeds, loss, acc = _forward(net, shared, cfg, training=True)
         net.stats.write_back(_data("bn_update", [1], cfg.dtype))
-        variables = banks + alphas
+        variables = banks + arch
         for var, g in zip(variables, paddle.static.gradients([loss], variables)):
             if g is None:  # an alpha no cell uses (e.g. no normal cell in a 2-layer net)
                 g = paddle.zeros(var.shape, cfg.dtype)
             paddle.assign(g, output=shared.buffer("G_" + var.name, var.shape))
-    return Prog(prog, ["x", "y", "bn_update"], [loss, acc])
+    return Prog(prog, feeds + ["bn_update"], [loss, acc])
 
 
 def build_eval_program(net, shared, cfg, startup):
     prog = _new_program()
     with _guard(prog, startup):
-        *_, loss, acc = _forward(net, shared, cfg, training=False)
-    return Prog(prog, ["x", "y"], [loss, acc])
+        _, _, feeds, loss, acc = _forward(net, shared, cfg, training=False)
+    return Prog(prog, feeds, [loss, acc])
 
 
 def weight_optimizer(scheduler, banks, cfg):
@@ -165,20 +191,32 @@ def build_weight_step(net, shared, cfg, startup):
 
 
 def build_alpha_step(shared, cfg, startup):
-    """Adam on both alphas from G_alpha (lr 3e-4, betas 0.5 / 0.999, weight decay 1e-3)."""
+    """Adam on the architecture parameters from their G_ (lr 3e-4, betas 0.5 / 0.999,
+    weight decay 1e-3).  DAAS: alpha's learning rate follows a per-epoch schedule (0 while
+    beta trains alone), beta's is constant; returns (Prog, that schedule or None)."""
     import paddle
 
+    method = cfg.method
     prog = _new_program()
+    scheduler = None
     with _guard(prog, startup):
-        alphas = [shared.parameter(n, None) for n in ALPHAS]
-        opt = paddle.optimizer.Adam(
-            cfg.arch_learning_rate, beta1=0.5, beta2=0.999, parameters=alphas,
-            weight_decay=paddle.regularizer.L2Decay(cfg.arch_weight_decay))
-        opt.apply_gradients([(a, shared.buffer("G_" + a.name, None)) for a in alphas])
-    for kind, per_alpha in opt._accumulators.items():  # moments and beta powers
-        for name, value in per_alpha.items():
-            shared.alias(f"adam_{kind}_{name}", value)
-    return Prog(prog)
+        groups = [[shared.parameter(n, None) for n in cfg.arch_names if n.startswith("alphas")],
+                  [shared.parameter(n, None) for n in cfg.arch_names if n.startswith("betas")]]
+        optimizers = []
+        for params in filter(None, groups):
+            lr = cfg.arch_learning_rate
+            if method.daas and params is groups[0]:
+                lr = scheduler = paddle.optimizer.lr.LambdaDecay(lr, method.alpha_lr_factor)
+            opt = paddle.optimizer.Adam(
+                lr, beta1=0.5, beta2=0.999, parameters=params,
+                weight_decay=paddle.regularizer.L2Decay(cfg.arch_weight_decay))
+            opt.apply_gradients([(a, shared.buffer("G_" + a.name, None)) for a in params])
+            optimizers.append(opt)
+    for opt in optimizers:
+        for kind, per_param in opt._accumulators.items():  # moments and beta powers
+            for name, value in per_param.items():
+                shared.alias(f"adam_{kind}_{name}", value)
+    return Prog(prog), scheduler
 
 
 def build_vector_programs(net, shared, cfg, startup):
@@ -200,9 +238,8 @@ def build_vector_programs(net, shared, cfg, startup):
             return [shared.parameter(b, None) for b in shapes]
         return [shared.buffer(f"{kind}_{b}", shape) for b, shape in shapes.items()]
 
-    def per_alpha(kind):
-        shape = shared.get(ALPHAS[0]).shape
-        return [shared.buffer(f"{kind}_{a}", shape) for a in ALPHAS]
+    def per_alpha(kind):  # every architecture parameter
+        return [shared.buffer(f"{kind}_{a}", shared.get(a).shape) for a in cfg.arch_names]
 
     def const(value):
         # a tensor, not a Python float: `tensor * 0.9` stores 0.9 as a float32 attribute
@@ -250,7 +287,7 @@ def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     progs = {"grad": build_gradient_program(net, shared, cfg, startup),
              "evaluate": build_eval_program(net, shared, cfg, startup)}
     progs["weight_step"], scheduler = build_weight_step(net, shared, cfg, startup)
-    progs["alpha_step"] = build_alpha_step(shared, cfg, startup)
+    progs["alpha_step"], alpha_scheduler = build_alpha_step(shared, cfg, startup)
     if cfg.unrolled:
         progs.update(build_vector_programs(net, shared, cfg, startup))
-    return SearchPrograms(cfg, net, startup, shared, scheduler, progs)
+    return SearchPrograms(cfg, net, startup, shared, scheduler, progs, alpha_scheduler)

@@ -18,13 +18,16 @@ class Runner:
         self.exe = paddle.static.Executor(self.place)
 
     def run(self, prog, **feed):
-        """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy."""
+        """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy.
+
+        Feeds the program does not read are dropped, so callers can pass one set of knobs
+        (methods.py) to every program."""
         import paddle
 
         missing = set(prog.feeds) - set(feed)
         if missing:
             raise ValueError(f"missing feeds {sorted(missing)}")
-        feed = {k: self._cast(v) for k, v in feed.items()}
+        feed = {k: self._cast(v) for k, v in feed.items() if k in prog.feeds}
         with paddle.static.scope_guard(self.scope):
             out = self.exe.run(prog.program, feed=feed, fetch_list=prog.fetch,
                                scope=self.scope)

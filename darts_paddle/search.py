@@ -22,8 +22,8 @@ import numpy as np
 from . import data
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import UserError
-from .genotype import (format_genotype, genotype_from_alphas, genotype_to_json,
-                       save_genotype_json, softmax)
+from .cli import METHOD_FLAGS
+from .genotype import format_genotype, genotype_to_json, save_genotype_json
 from .progress import epoch_bar
 from .runtime import import_paddle
 
@@ -35,7 +35,7 @@ CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
 RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
-             "arch_weight_decay", "max_steps")
+             "arch_weight_decay", "max_steps", *METHOD_FLAGS)
 
 
 class StopRequest:
@@ -73,13 +73,23 @@ def make_loaders(args, spec):
     return make(train_idx, args.seed), make(valid_idx, args.seed + 1)
 
 
+def method_config(args):
+    """The search method of the flags (methods.py); contradictory flags are a UserError."""
+    from .methods import MethodConfig
+
+    try:
+        return MethodConfig(**{k: getattr(args, k) for k in METHOD_FLAGS})
+    except ValueError as exc:
+        raise UserError(f"{exc}: drop the DADARTS flags or use --method darts") from None
+
+
 def build(args, spec):
     """Programs built once, a runner, initial values from the seed, the architect."""
     from .architect import Architect
     from .programs import SearchConfig, build_search_programs
     from .runner import Runner
 
-    cfg = SearchConfig(C=args.init_channels, layers=args.layers, num_classes=spec.num_classes,
+    cfg = SearchConfig(method=method_config(args), C=args.init_channels, layers=args.layers, num_classes=spec.num_classes,
                        in_channels=spec.in_channels, image_size=spec.image_size,
                        epochs=args.epochs, learning_rate=args.learning_rate,
                        learning_rate_min=args.learning_rate_min, momentum=args.momentum,
@@ -97,8 +107,25 @@ def build(args, spec):
     return programs, runner, Architect(runner, programs, unrolled=args.unrolled)
 
 
-def current_genotype(runner):
-    return genotype_from_alphas(runner.get("alphas_normal"), runner.get("alphas_reduce"))
+def arch_values(programs, runner):
+    """{name: array} of the architecture parameters (alphas, and DAAS's betas)."""
+    return {name: runner.get(name) for name in programs.config.arch_names}
+
+
+def current_genotype(programs, runner):
+    return programs.config.method.genotype(arch_values(programs, runner))
+
+
+def log_architecture(programs, runner):
+    method = programs.config.method
+    arch = arch_values(programs, runner)
+    log.info("genotype = %s", format_genotype(method.genotype(arch)))
+    for cell, weights in method.op_weights_numpy(arch).items():
+        log.info("op weights (%s cell; columns %s) =\n%s", cell, ", ".join(method.primitives),
+                 np.array2string(weights, precision=3))
+    for cell, nodes in method.betas_numpy(arch).items():
+        log.info("softmax(min(beta, 1)) (%s cell, nodes 1-3) = %s", cell,
+                 "  ".join(np.array2string(b, precision=3) for b in nodes))
 
 
 def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop):
@@ -128,12 +155,12 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
     return losses, accs
 
 
-def evaluate(epoch, args, programs, runner, loader):
+def evaluate(epoch, args, programs, runner, loader, knobs):
     """Validation accuracy with BN in inference mode (the original's infer())."""
     total, loss_sum, correct = 0, 0.0, 0.0
     bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} valid ")
     for x, y in bar:
-        loss, acc = runner.run(programs["evaluate"], x=x, y=y)
+        loss, acc = runner.run(programs["evaluate"], x=x, y=y, **knobs)
         total += len(y)
         loss_sum += float(loss) * len(y)
         correct += float(acc) * len(y)
@@ -191,12 +218,20 @@ def read_history(args, epochs):
         return json.load(f)[:epochs]
 
 
-def epoch_record(epoch, runner, train, valid):
-    alphas = {n: runner.get(n) for n in ("alphas_normal", "alphas_reduce")}
-    return {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
-            "valid_loss": valid[0], "valid_acc": valid[1],
-            "genotype": genotype_to_json(current_genotype(runner)),
-            **{f"softmax_{n}": softmax(a).round(6).tolist() for n, a in alphas.items()}}
+def epoch_record(epoch, programs, runner, train, valid):
+    """One history.json record: accuracies, genotype, op weights per edge (the columns
+    are `primitives`: DAAS has no 'none'), and DAAS's softmax(min(beta, 1)) per node."""
+    method = programs.config.method
+    arch = arch_values(programs, runner)
+    record = {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
+              "valid_loss": valid[0], "valid_acc": valid[1],
+              "genotype": genotype_to_json(method.genotype(arch)),
+              "primitives": list(method.primitives)}
+    for cell, weights in method.op_weights_numpy(arch).items():
+        record[f"softmax_alphas_{cell}"] = weights.round(6).tolist()
+    for cell, nodes in method.betas_numpy(arch).items():
+        record[f"softmax_betas_{cell}"] = [b.round(6).tolist() for b in nodes]
+    return record
 
 
 def run(args):
@@ -213,19 +248,19 @@ def run(args):
         restore_state(programs, runner, arrays, os.path.join(args.save, CHECKPOINT))
         epoch, done, position = meta["epoch"], meta["done"], meta["valid_position"]
         for _ in range(epoch):
-            programs.lr_scheduler.step()
+            programs.next_epoch()
         log.info("resumed %s at epoch %d step %d", args.save, epoch + 1, meta["step"])
     history = read_history(args, epoch)
     valid_batches = data.endless_batches(valid_loader, *position)
     try:
         with StopRequest() as stop:
             while epoch < args.epochs:
+                knobs = programs.config.method.knobs(epoch, args.epochs)
+                architect.set_knobs(knobs)
                 if not done["losses"]:
-                    log.info("epoch %d lr %e", epoch + 1, programs.lr_scheduler())
-                    log.info("genotype = %s", format_genotype(current_genotype(runner)))
-                    for name in ("alphas_normal", "alphas_reduce"):
-                        log.info("softmax(%s) =\n%s", name,
-                                 np.array2string(softmax(runner.get(name)), precision=3))
+                    log.info("epoch %d lr %e %s", epoch + 1, programs.lr_scheduler(),
+                             " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
+                    log_architecture(programs, runner)
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
                                               valid_batches, done, stop)
                 if stop.requested:
@@ -234,16 +269,17 @@ def run(args):
                     log.info("saved; continue with  python train_search.py --resume %s", args.save)
                     raise KeyboardInterrupt
                 train = float(np.mean(losses)), float(np.mean(accs))
-                valid = evaluate(epoch, args, programs, runner, valid_loader)
+                valid = evaluate(epoch, args, programs, runner, valid_loader, knobs)
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
-                append_history(args, history, epoch_record(epoch, runner, train, valid))
-                programs.lr_scheduler.step()
+                append_history(args, history,
+                               epoch_record(epoch, programs, runner, train, valid))
+                programs.next_epoch()
                 epoch, done = epoch + 1, nothing
                 save_state(args, programs, runner, epoch, done, valid_batches)
     finally:
         valid_batches.close()
-    genotype = current_genotype(runner)
+    genotype = current_genotype(programs, runner)
     path = os.path.join(args.save, "genotype.json")
     save_genotype_json(genotype, path)
     print(f"genotype = {format_genotype(genotype)}")

@@ -155,12 +155,13 @@ def _per_channel(column, C):
     return paddle.reshape(paddle.expand(e_by_1, [e_by_1.shape[0], C]), [-1])
 
 
-def edge_weights(alpha, reduction, C):
-    """Per source state, the EdgeWeights of its edges; once per (cell type, channels)."""
-    import paddle
-    import paddle.nn.functional as F
+def edge_weights(op_weights, reduction, C):
+    """Per source state, the EdgeWeights of its edges; once per (cell type, channels).
 
-    op_weights = F.softmax(alpha, axis=-1)
+    op_weights [edges, 8]: the factor of every op on every edge, softmax(alpha) in DARTS
+    (methods.py computes it for each search method)."""
+    import paddle
+
     result = []
     for j in range(STEPS + 1):
         index = paddle.assign(np.array([edge_index(j, i) for i in targets(j)], np.int64))
@@ -229,7 +230,8 @@ class SearchNetwork:
         self.classifier_w = p.declare("classifier.weight", [C_p, num_classes])
         self.classifier_b = p.declare("classifier.bias", [num_classes], fan_in=C_p)
 
-    def __call__(self, x, alphas_normal, alphas_reduce, ctx):
+    def __call__(self, x, weights_normal, weights_reduce, ctx):
+        """Logits; weights_*: the [edges, 8] op weights of the normal / reduction cells."""
         import paddle
         import paddle.nn.functional as F
 
@@ -238,23 +240,18 @@ class SearchNetwork:
         for cell in self.cells:
             key = (cell.reduction, cell.C)
             if key not in weights:
-                weights[key] = edge_weights(alphas_reduce if cell.reduction else alphas_normal,
+                weights[key] = edge_weights(weights_reduce if cell.reduction else weights_normal,
                                             cell.reduction, cell.C)
             s0, s1 = s1, cell(s0, s1, weights[key], ctx)
         pooled = paddle.flatten(F.adaptive_avg_pool2d(s1, 1), 1)
         return paddle.matmul(pooled, self.classifier_w.value) + self.classifier_b.value
 
     def materialize(self, shared: SharedVars):
-        """Bind weights, BN statistics and alphas in the program being built.
-
-        Returns (weight banks, [alphas_normal, alphas_reduce]).
-        """
+        """Bind weights and BN statistics in the program being built; returns the banks.
+        (The architecture parameters belong to the search method: methods.py.)"""
         banks = self.params.materialize(shared)
         self.stats.materialize(shared)
-        k = len(PRIMITIVES)
-        n_edges = sum(2 + i for i in range(STEPS))
-        alphas = [shared.parameter(name, [n_edges, k]) for name in ALPHAS]
-        return banks, alphas
+        return banks
 
 
 __all__ = ["SearchNetwork", "SearchCell", "EdgesFromState", "Context", "edge_index", "targets"]

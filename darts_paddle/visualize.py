@@ -127,8 +127,9 @@ def build_parser():
                     'evolution of a search from its directory.')
     parser.add_argument('arch', help='genotype: a name from genotypes.py, a Genotype(...) literal, '
                                      'or the path of a genotype JSON; or a search directory '
-                                     'holding history.json (writes networks.gif and '
-                                     'alphas_normal.png, alphas_reduce.png)')
+                                     'holding history.json (writes networks.gif, '
+                                     'alphas_normal.png, alphas_reduce.png, and for a DAAS '
+                                     'search betas_normal.png, betas_reduce.png)')
     parser.add_argument('--format', choices=('pdf', 'png', 'both'), default='both',
                         help='output format (default: both)')
     parser.add_argument('--out', default=None,

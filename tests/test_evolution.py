@@ -7,7 +7,7 @@ import pytest
 import genotypes
 from darts_paddle import evolution
 from darts_paddle.errors import UserError
-from darts_paddle.genotype import PRIMITIVES, genotype_to_json
+from darts_paddle.genotype import PRIMITIVES, genotype_from_weights, genotype_to_json, softmax
 from darts_paddle.visualize import main
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -105,3 +105,144 @@ def test_alpha_series_keeps_epochs_edges_ops(tmp_path):
     assert series.shape == (3, 14, len(PRIMITIVES))
     assert series[2, 5, 3] == history[2]['softmax_alphas_normal'][5][3]
     np.testing.assert_allclose(series.sum(axis=2), 1.0)
+
+
+# --------------------------------------------------------------------------- DAAS records
+
+DAAS_OPS = PRIMITIVES[1:]  # no 'none'
+EPOCHS = 3
+
+
+def _daas_history(directory):
+    """Records as a DAAS search writes them: 7-op alphas, betas of nodes 1..3, genotypes
+    derived from both."""
+    rng = np.random.default_rng(1)
+    history = []
+    for e in range(EPOCHS):
+        record = {'epoch': e + 1, 'valid_acc': 0.3 + e / 10, 'primitives': list(DAAS_OPS)}
+        for cell in ('normal', 'reduce'):
+            record[f'softmax_alphas_{cell}'] = softmax(rng.normal(size=(14, 7))).tolist()
+            record[f'softmax_betas_{cell}'] = [softmax(rng.normal(size=n)).tolist() for n in (3, 4, 5)]
+        g = genotype_from_weights(record['softmax_alphas_normal'], record['softmax_alphas_reduce'],
+                                  DAAS_OPS, record['softmax_betas_normal'],
+                                  record['softmax_betas_reduce'])
+        record['genotype'] = genotype_to_json(g)
+        history.append(record)
+    (directory / 'history.json').write_text(json.dumps(history))
+    return history
+
+
+def _png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()  # decodes the whole file: a truncated PNG fails here
+        return im.format, im.size
+
+
+@needs_dot
+def test_main_draws_a_daas_search(capsys, tmp_path):
+    from PIL import Image
+
+    history = _daas_history(tmp_path)
+    assert main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [p.rsplit('/', 1)[1] for p in printed] == [
+        'networks.gif', 'alphas_normal.png', 'alphas_reduce.png', 'betas_normal.png',
+        'betas_reduce.png']
+    with Image.open(tmp_path / 'networks.gif') as gif:
+        assert gif.n_frames == EPOCHS
+    for cell in ('normal', 'reduce'):
+        for name, figure in (('alphas', evolution.alphas_figure), ('betas', evolution.betas_figure)):
+            inches = figure(history, cell).get_size_inches()
+            assert _png_size(tmp_path / f'{name}_{cell}.png') == (
+                'PNG', tuple(int(round(v)) for v in inches * 90))
+    # one plot per beta node side by side: a wide strip
+    assert _png_size(tmp_path / 'betas_normal.png')[1] == (972, 288)  # 3 x 3.6 by 3.2 inches
+
+
+def test_alphas_use_the_primitives_of_the_records(tmp_path):
+    history = _daas_history(tmp_path)
+    series = evolution.alpha_series(history, 'reduce')
+    assert series.shape == (EPOCHS, 14, 7)
+    np.testing.assert_array_equal(series[1], history[1]['softmax_alphas_reduce'])
+    fig = evolution.alphas_figure(history, 'normal')
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)
+    assert [t.get_text() for t in legend.get_texts()] == DAAS_OPS
+    first_plot = fig.axes[0]
+    assert len(first_plot.get_lines()) == 7
+    np.testing.assert_array_equal(first_plot.get_lines()[2].get_ydata(),
+                                  [r['softmax_alphas_normal'][0][2] for r in history])
+
+
+def test_alpha_columns_must_match_the_primitives(tmp_path):
+    history = _daas_history(tmp_path)
+    history[0]['softmax_alphas_normal'] = _softmax_rows(np.random.default_rng(2))  # 8 columns
+    with pytest.raises(UserError, match=r'\[edges x 7\].*"primitives" of the records '
+                                        r'\(max_pool_3x3, .*dil_conv_5x5\)'):
+        evolution.alpha_series(history, 'normal')
+    history = _daas_history(tmp_path)
+    history[2]['primitives'] = PRIMITIVES
+    with pytest.raises(UserError, match='record 2, .* differ from those of record 0'):
+        evolution.alpha_series(history, 'normal')
+    history[2]['primitives'] = 'max_pool_3x3'
+    with pytest.raises(UserError, match='record 2, must be a list of op names'):
+        evolution.alpha_series(history, 'normal')
+
+
+def test_beta_series_and_plot_hold_the_record_values(tmp_path):
+    history = _daas_history(tmp_path)
+    series = evolution.beta_series(history, 'normal')
+    assert [s.shape for s in series] == [(EPOCHS, 3), (EPOCHS, 4), (EPOCHS, 5)]
+    for node in range(3):
+        np.testing.assert_array_equal(series[node], [r['softmax_betas_normal'][node] for r in history])
+    fig = evolution.betas_figure(history, 'reduce')
+    assert [ax.get_title() for ax in fig.axes] == ['node 1 (3 inputs)', 'node 2 (4 inputs)',
+                                                   'node 3 (5 inputs)']
+    last = fig.axes[2]
+    assert [line.get_label() for line in last.get_lines()] == [
+        'c_{k-2}', 'c_{k-1}', 'node 0', 'node 1', 'node 2']
+    assert [t.get_text() for t in last.get_legend().get_texts()] == [
+        'c_{k-2}', 'c_{k-1}', 'node 0', 'node 1', 'node 2']
+    np.testing.assert_array_equal(last.get_lines()[4].get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(last.get_lines()[4].get_ydata(),
+                                  [r['softmax_betas_reduce'][2][4] for r in history])
+
+
+def test_records_without_betas_write_no_beta_plots(tmp_path):
+    history = _write_history(tmp_path)
+    assert not evolution.has_betas(history)
+    assert evolution.has_betas(_daas_history(tmp_path))
+
+
+@pytest.mark.parametrize('betas, message', [
+    ([[0.3, 0.3, 0.4], [0.25] * 4], r'3 lists \(nodes 1..3\) of 3, 4, 5 edge weights, '
+                                     r'got lengths \[3, 4\]'),
+    ([[0.5, 0.5], [0.25] * 4, [0.2] * 5], r'got lengths \[2, 4, 5\]'),
+    ([[0.3, 0.3, 0.4], [0.25] * 4, ['a'] * 5], 'got non-numeric entries'),
+    (0.5, 'got non-numeric entries'),
+])
+def test_malformed_betas_are_user_errors(betas, message, tmp_path):
+    history = _daas_history(tmp_path)
+    history[1]['softmax_betas_reduce'] = betas
+    with pytest.raises(UserError, match=r'softmax_betas_reduce in history.json, record 1: expected .*' + message):
+        evolution.beta_series(history, 'reduce')
+
+
+def test_bad_betas_stop_main_before_any_drawing(capsys, tmp_path):
+    history = _daas_history(tmp_path)
+    history[2]['softmax_betas_normal'] = [[1.0]] * 3
+    (tmp_path / 'history.json').write_text(json.dumps(history))
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: softmax_betas_normal in history.json, record 2')
+    assert err.count('\n') == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['history.json']
+
+
+def test_betas_in_some_records_only_are_a_user_error(tmp_path):
+    history = _daas_history(tmp_path)
+    del history[1]['softmax_betas_reduce']
+    (tmp_path / 'history.json').write_text(json.dumps(history))
+    with pytest.raises(UserError, match='record 1: lacks softmax_betas_reduce while other records'):
+        evolution.load_history(tmp_path)

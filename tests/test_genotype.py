@@ -11,7 +11,7 @@ import genotypes
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import (
     KNOWN_OPS, PRIMITIVES, Genotype, default_registry, derive_cell, derive_genotype,
-    format_genotype, genotype_from_alphas, genotype_from_json, genotype_to_json,
+    format_genotype, genotype_from_alphas, genotype_from_json, genotype_from_weights, genotype_to_json,
     load_genotype_json, parse_genotype, registry_from_module, resolve_arch, save_genotype_json,
     softmax, validate_genotype)
 
@@ -153,6 +153,113 @@ def test_genotype_from_alphas_four_nodes():
     assert g.normal == _reference_parse(w, 4, PRIMITIVES)
     assert g.reduce == _reference_parse(w[:, ::-1], 4, PRIMITIVES)
     assert g.normal_concat == [2, 3, 4, 5]
+
+
+# --------------------------------------------------------------------------- DAAS: betas
+
+DAAS_OPS = PRIMITIVES[1:]  # DAAS searches without 'none'
+D = {name: k for k, name in enumerate(DAAS_OPS)}
+
+
+def _daas_hand_made():
+    """7-op weights and betas where beta overrules op strength at nodes 1, 2, 3."""
+    w = np.full((14, 7), 0.01)
+    # node 0 (no beta): c_{k-2} skip 0.6 beats c_{k-1} sep_conv_3x3 0.5
+    w[ROW0[0] + 0, D['skip_connect']] = 0.6
+    w[ROW0[0] + 1, D['sep_conv_3x3']] = 0.5
+    # node 1: ops favour states 0 (0.9) and 1 (0.8); beta drops state 0, keeps 1 and 2
+    w[ROW0[1] + 0, D['max_pool_3x3']] = 0.9
+    w[ROW0[1] + 1, D['dil_conv_3x3']] = 0.8
+    w[ROW0[1] + 2, D['avg_pool_3x3']] = 0.3
+    # node 2: ops favour states 1, 2; beta keeps 0 and 3, and state 3's op is the stronger
+    w[ROW0[2] + 1, D['sep_conv_5x5']] = 0.95
+    w[ROW0[2] + 2, D['sep_conv_5x5']] = 0.9
+    w[ROW0[2] + 0, D['dil_conv_5x5']] = 0.2
+    w[ROW0[2] + 3, D['sep_conv_3x3']] = 0.4
+    # node 3: ops favour states 0, 1; beta keeps 2 and 4; state 2's op is the stronger
+    w[ROW0[3] + 0, D['sep_conv_3x3']] = 0.99
+    w[ROW0[3] + 1, D['sep_conv_3x3']] = 0.98
+    w[ROW0[3] + 2, D['max_pool_3x3']] = 0.5
+    w[ROW0[3] + 4, D['skip_connect']] = 0.45
+    betas = [np.array([0.1, 0.5, 0.4]),
+             np.array([0.4, 0.1, 0.2, 0.3]),
+             np.array([0.1, 0.2, 0.25, 0.15, 0.3])]
+    expected = [('skip_connect', 0), ('sep_conv_3x3', 1),
+                ('dil_conv_3x3', 1), ('avg_pool_3x3', 2),
+                ('sep_conv_3x3', 3), ('dil_conv_5x5', 0),
+                ('max_pool_3x3', 2), ('skip_connect', 4)]
+    without_betas = [('skip_connect', 0), ('sep_conv_3x3', 1),
+                     ('max_pool_3x3', 0), ('dil_conv_3x3', 1),
+                     ('sep_conv_5x5', 1), ('sep_conv_5x5', 2),
+                     ('sep_conv_3x3', 0), ('sep_conv_3x3', 1)]
+    return w, betas, expected, without_betas
+
+
+def test_derive_cell_betas_overrule_op_strength():
+    w, betas, expected, without_betas = _daas_hand_made()
+    assert derive_cell(w, 4, DAAS_OPS) == without_betas
+    assert derive_cell(w, 4, DAAS_OPS, betas=[None, *betas]) == expected
+    # only the node given scores changes
+    assert derive_cell(w, 4, DAAS_OPS, betas=[None, None, betas[1], None]) == (
+        without_betas[:4] + expected[4:6] + without_betas[6:])
+
+
+def test_genotype_from_weights_takes_betas_of_nodes_1_to_3():
+    w, betas, expected, without_betas = _daas_hand_made()
+    g = genotype_from_weights(w, w, DAAS_OPS, betas_normal=[b.tolist() for b in betas])
+    assert g.normal == expected
+    assert g.reduce == without_betas
+    assert g.normal_concat == g.reduce_concat == [2, 3, 4, 5]
+    assert genotype_from_weights(w, w, DAAS_OPS, betas, betas).reduce == expected
+    validate_genotype(g)
+
+
+def test_beta_ties_keep_the_lower_input_index():
+    w = np.full((14, 7), 0.1)
+    w[:, D['sep_conv_3x3']] = 0.5  # every edge equally strong: order by input index too
+    flat = [np.full(3, 1 / 3), np.full(4, 0.25), np.full(5, 0.2)]
+    g = genotype_from_weights(w, w, DAAS_OPS, flat, flat)
+    assert g.normal == [('sep_conv_3x3', j) for j in (0, 1, 0, 1, 0, 1, 0, 1)]
+    # softmax(min(beta, 1)) ties every beta above 1; a tie at the cut keeps the lower index:
+    # node 2 keeps 1, 2 of the tied 1, 2, 3; node 3 keeps 3 (0.3) and 2 of the tied 2, 4
+    clipped = [np.array([0.1, 0.3, 0.6]), np.array([0.1, 0.3, 0.3, 0.3]),
+               np.array([0.1, 0.1, 0.25, 0.3, 0.25])]
+    g = genotype_from_weights(w, w, DAAS_OPS, clipped)
+    assert g.normal[2:] == [('sep_conv_3x3', j) for j in (1, 2, 1, 2, 2, 3)]
+
+
+def _reference_daas_parse(w, betas, primitives):
+    """Independent spelling: zero out the pruned edges' rows, then the plain top-2 parse."""
+    w = w.copy()
+    start = 0
+    for node, beta in enumerate(betas):
+        if beta is not None:
+            for j in np.argsort(beta, kind='stable')[::-1][2:]:  # lowest scores (ties: no matter)
+                w[start + j] = -1.0
+        start += node + 2
+    return _reference_parse(w, len(betas), primitives)
+
+
+def test_derive_cell_with_betas_random_matches_reference():
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        w = softmax(rng.normal(size=(14, 7)))
+        betas = [None] + [softmax(rng.normal(size=n)) for n in (3, 4, 5)]
+        assert derive_cell(w, 4, DAAS_OPS, betas) == _reference_daas_parse(w, betas, DAAS_OPS)
+        kept = derive_cell(w, 4, DAAS_OPS, betas)
+        for node in (1, 2, 3):
+            inputs = {j for _, j in kept[2 * node:2 * node + 2]}
+            assert inputs == set(np.argsort(-betas[node])[:2].tolist())
+
+
+def test_betas_of_the_wrong_shape_are_rejected():
+    w = np.full((14, 7), 0.1)
+    with pytest.raises(ValueError, match='node 2 has 4 inputs'):
+        derive_cell(w, 4, DAAS_OPS, [None, np.zeros(3), np.zeros(5), np.zeros(5)])
+    with pytest.raises(ValueError, match='3 entries for 4 nodes'):
+        derive_cell(w, 4, DAAS_OPS, [np.zeros(3), np.zeros(4), np.zeros(5)])
+    with pytest.raises(ValueError, match='nodes 1..3'):
+        genotype_from_weights(w, w, DAAS_OPS, [None, np.zeros(3), np.zeros(4), np.zeros(5)])
 
 
 # --------------------------------------------------------------------------- text format

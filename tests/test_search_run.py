@@ -104,3 +104,36 @@ def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, mo
 
     assert cli.run_main(train_search.main, [*args, "--resume", "no-such-run"]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkeypatch, capsys):
+    from darts_paddle.evolution import render_evolution
+
+    monkeypatch.chdir(tmp_path)
+    argv = flags(fashion_root, "daas", "--method", "daas")
+    argv.remove("--unrolled")
+    assert cli.run_main(train_search.main, argv) == 0
+    path = run_dir("daas")
+    history = json.load(open(os.path.join(path, "history.json")))
+    record = history[-1]
+    assert record["primitives"][0] == "max_pool_3x3" and len(record["primitives"]) == 7
+    assert np.array(record["softmax_alphas_reduce"]).shape == (14, 7)
+    assert [len(b) for b in record["softmax_betas_normal"]] == [3, 4, 5]
+    arrays, meta = final_state(path)
+    assert arrays["betas_normal"].shape == (12,) and meta["flags"]["method"] == "daas"
+    names = sorted(os.path.basename(p) for p in render_evolution(path))
+    assert "betas_normal.png" in names and "betas_reduce.png" in names
+    # a resume with another method is refused, naming the flag
+    capsys.readouterr()
+    assert cli.run_main(train_search.main, flags(fashion_root, "x", "--resume", path)) == 2
+    assert "--method darts (checkpoint: daas)" in capsys.readouterr().err
+
+
+def test_dadarts_flags_conflicting_with_daas_are_one_error(fashion_root, tmp_path, monkeypatch,
+                                                           capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = flags(fashion_root, "bad", "--method", "daas", "--hd_on_weights")
+    assert cli.run_main(train_search.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--method darts" in err and len(err.splitlines()) == 1
+    assert not glob.glob("search-bad-*")  # nothing written

@@ -1,0 +1,409 @@
+"""Search methods: how the architecture parameters become the weight of every op on every
+edge, and what they add to the loss (DARTS, and the discretization-aware DAAS and DADARTS,
+REFERENCE.md section 9).
+
+The supernet takes, per cell type, a matrix W [edges, 8] (one column per PRIMITIVES op, 'none'
+first): the factor of op k on edge e.  The method decides W:
+
+  darts     W = softmax(alpha)
+  daas      W = softmax(f(alpha)) x beta edge weights; 7 ops ('none' column 0),
+            f(t) = 2t, cubed below -1, sharpens the op choice; plus the DAAS loss (entropy
+            of alpha and beta, "exactly two edges" per node), weights ramped per epoch
+  DADARTS flags, each composable with darts, first or second order:
+    --hd_on_weights    weight pass and validation: W = one-hot of the genotype the
+                       alphas derive now (top-1 op per edge, top-2 edges per node)
+    --topk_on_alphas   architect passes: W = softmax(alpha) x TopK_edge(k=1) x TopK_node(k=2)
+    --topk_on_weights  weight pass: the same
+    --dal_on_alphas    architect loss + factor x MSE(softmax(alpha), its one-hot)
+
+One gradient program serves every pass (its cost grows faster than its ops, PADDLE_NOTES.md),
+so what changes between passes and epochs is fed: `phase` (1 in the architect's passes, 0 in
+the weight pass), `temperature`, `hd` (hard discretization on from --hd_start) and `daas_w`
+(the DAAS loss weights w1, w2).  Plain DARTS feeds none of them: its programs are unchanged.
+
+Our reading where section 9 leaves a choice (tests pin each one):
+- TopK_edge ranks an edge's 7 non-'none' ops (the 'none' column passes unchanged: 'none' adds
+  zero whatever its weight); TopK_node ranks a node's incoming edges by their strongest
+  non-'none' softmax weight, as the genotype does; nodes with two inputs keep both.
+- In second order, the architect's passes on training batches (w', g+, g-) use the
+  architect's W as well, so the Hessian term is that of the loss the architect sees.
+- DAAS H(alpha) is the mean over edges of the entropy of softmax(f(alpha)); H(beta) the
+  entropy of softmax(min(beta, 1)) of a node; both summed over the normal and reduce cell.
+  w1(e) = (e - 1) / (E - 1) and w2(e) = log(e - 7) / log(E - 8) from epoch 8 (E = 50 gives
+  the published (e - 1) / 49 and log base 42).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .genotype import PRIMITIVES, num_edges, softmax
+
+STEPS = 4
+CELLS = ("normal", "reduce")
+METHODS = ("darts", "daas", "dadarts")
+BETA_NODES = (1, 2, 3)  # nodes with 3, 4, 5 inputs carry DAAS edge weights
+BETA_INIT = {1: 0.666, 2: 0.5, 3: 0.4}
+DAAS_ALPHA_FROZEN = 7  # alpha's learning rate is 0 in epochs 1..7
+DAAS_LOSS_WEIGHT, DAAS_NODE_WEIGHT, DAAS_EDGES_WEIGHT = 0.1, 4.0, 0.2
+BISECTION_STEPS = 24  # u's bracket (spread * t + 60) halved 24 times: < 1e-5
+_BRACKET = 30.0
+
+
+@dataclass
+class MethodConfig:
+    method: str = "darts"
+    hd_on_weights: bool = False
+    hd_start: int = 1  # first epoch (1-based, as logged) with hard discretization
+    topk_on_alphas: bool = False
+    topk_on_weights: bool = False
+    topk_temperature: float = 1.0
+    linear_temperature_increase: bool = False
+    linear_temperature_max: float = 200.0
+    dal_on_alphas: bool = False
+    dal_factor: float = 1.0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; one of {METHODS}")
+        if self.method == "dadarts":  # the published recipe
+            self.dal_on_alphas = self.topk_on_alphas = self.hd_on_weights = True
+            self.linear_temperature_increase = True
+        if self.daas and (self.dadarts_flags or self.dal_on_alphas):
+            raise ValueError("DAAS does not combine with the DADARTS options")
+
+    @property
+    def daas(self):
+        return self.method == "daas"
+
+    @property
+    def dadarts_flags(self):
+        return self.hd_on_weights or self.topk_on_alphas or self.topk_on_weights
+
+    @property
+    def topk(self):
+        return self.topk_on_alphas or self.topk_on_weights
+
+    @property
+    def phased(self):
+        """Do the architect's passes and the weight pass compute different things?"""
+        return (self.hd_on_weights or self.dal_on_alphas
+                or self.topk_on_alphas != self.topk_on_weights)
+
+    @property
+    def primitives(self):
+        return PRIMITIVES[1:] if self.daas else PRIMITIVES
+
+    def arch_shapes(self, steps=STEPS):
+        """{name: shape} of the architecture parameters, in a fixed order."""
+        shapes = {f"alphas_{c}": [num_edges(steps), len(self.primitives)] for c in CELLS}
+        if self.daas:
+            shapes.update({f"betas_{c}": [sum(n + 2 for n in BETA_NODES)] for c in CELLS})
+        return shapes
+
+    def initial_values(self, rng):
+        """alphas ~ 1e-3 N(0,1) (DAAS: 1e-4 N(0,1)); betas 0.666 / 0.5 / 0.4 + 1e-4 N(0,1)."""
+        values = {}
+        for name, shape in self.arch_shapes().items():
+            noise = rng.standard_normal(shape)
+            if name.startswith("alphas"):
+                values[name] = (1e-4 if self.daas else 1e-3) * noise
+            else:
+                start = np.concatenate([[BETA_INIT[n]] * (n + 2) for n in BETA_NODES])
+                values[name] = start + 1e-4 * noise
+        return values
+
+    # ------------------------------------------------------------------ per-epoch values
+
+    def temperature(self, epoch, epochs):
+        """Top-k temperature at 0-based `epoch`: fixed, or linear up to the maximum."""
+        if not self.linear_temperature_increase or epochs <= 1:
+            return self.topk_temperature
+        return self.topk_temperature + (self.linear_temperature_max - self.topk_temperature) \
+            * epoch / (epochs - 1)
+
+    @staticmethod
+    def daas_loss_weights(epoch, epochs):
+        """(w1, w2) at 0-based `epoch` of `epochs`."""
+        e = epoch + 1
+        w1 = (e - 1) / (epochs - 1) if epochs > 1 else 1.0
+        if e <= DAAS_ALPHA_FROZEN:
+            w2 = 0.0
+        else:
+            w2 = math.log(e - DAAS_ALPHA_FROZEN) / math.log(epochs - DAAS_ALPHA_FROZEN - 1) \
+                if epochs - DAAS_ALPHA_FROZEN - 1 > 1 else 1.0
+        return w1, w2
+
+    def alpha_lr_factor(self, epoch):
+        """DAAS trains beta alone for its first epochs: alpha's learning rate is 0 there."""
+        return 0.0 if self.daas and epoch < DAAS_ALPHA_FROZEN else 1.0
+
+    def knobs(self, epoch, epochs):
+        """{feed name: array} that this epoch's programs read (none for plain DARTS)."""
+        knobs = {}
+        if self.topk:
+            knobs["temperature"] = np.array([self.temperature(epoch, epochs)])
+        if self.hd_on_weights:
+            knobs["hd"] = np.array([1.0 if epoch + 1 >= self.hd_start else 0.0])
+        if self.daas:
+            knobs["daas_w"] = np.array(self.daas_loss_weights(epoch, epochs))
+        return knobs
+
+    # ------------------------------------------------------------------ results
+
+    def op_weights_numpy(self, arch):
+        """{cell: normalised op weights [edges, len(primitives)]} from raw arch values."""
+        if self.daas:
+            return {c: softmax(strengthen(np.asarray(arch[f"alphas_{c}"], np.float64)))
+                    for c in CELLS}
+        return {c: softmax(arch[f"alphas_{c}"]) for c in CELLS}
+
+    def betas_numpy(self, arch):
+        """{cell: [softmax(min(beta, 1)) of nodes 1, 2, 3]} (DAAS), else {}."""
+        if not self.daas:
+            return {}
+        result = {}
+        for c in CELLS:
+            parts = np.split(np.minimum(np.asarray(arch[f"betas_{c}"], np.float64), 1.0),
+                             np.cumsum([n + 2 for n in BETA_NODES])[:-1])
+            result[c] = [softmax(p) for p in parts]
+        return result
+
+    def genotype(self, arch):
+        from .genotype import genotype_from_weights
+
+        weights, betas = self.op_weights_numpy(arch), self.betas_numpy(arch)
+        return genotype_from_weights(weights["normal"], weights["reduce"], self.primitives,
+                                     betas.get("normal"), betas.get("reduce"))
+
+
+def strengthen(alpha):
+    """DAAS's f: x = 2 alpha; x^3 where x < -1 (weak ops fall away faster), else x."""
+    x = 2 * alpha
+    return np.where(x < -1, x ** 3, x)
+
+
+# ---------------------------------------------------------------------- program side
+
+def declare_knobs(method, dtype, training):
+    """The feed variables of a program.  The gradient program (training) reads them all,
+    plus `phase` where the passes differ; the inference program only what shapes the
+    weight pass's network."""
+    import paddle
+
+    names = list(method.knobs(0, 2))
+    if training and method.phased:
+        names.append("phase")
+    if not training:
+        names = [n for n in names if n == "hd" or (n == "temperature" and method.topk_on_weights)]
+    return {n: paddle.static.data(n, [2 if n == "daas_w" else 1], dtype) for n in names}
+
+
+def materialize_arch(method, shared):
+    """The architecture parameters in the program being built, {name: variable}."""
+    return {name: shared.parameter(name, shape) for name, shape in method.arch_shapes().items()}
+
+
+def arch_terms(method, arch, knobs):
+    """({cell: W [edges, 8]}, extra loss scalar or None) for the pass the knobs describe.
+
+    Without a `phase` knob (the inference program) this is the weight pass without the
+    extra loss: validation accuracy is measured on the network the weights train.
+    """
+    import paddle
+    import paddle.nn.functional as F
+
+    if method.daas:
+        parts = {c: _daas_parts(arch[f"alphas_{c}"], arch[f"betas_{c}"]) for c in CELLS}
+        weights = {c: _daas_weights(*parts[c]) for c in CELLS}
+        extra = _daas_loss(parts, knobs["daas_w"]) if "daas_w" in knobs else None
+        return weights, extra
+    soft = {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}
+    hard = ({c: hard_mask(soft[c]) for c in CELLS}
+            if method.hd_on_weights or method.dal_on_alphas else None)
+    masks = _topk_masks(soft, knobs["temperature"]) if "temperature" in knobs else None
+    weights = {}
+    for c in CELLS:
+        topk = soft[c] * masks[c] if masks else None
+        for_arch = topk if method.topk_on_alphas else soft[c]
+        for_weights = topk if method.topk_on_weights else soft[c]
+        if method.hd_on_weights:
+            for_weights = _select(knobs["hd"], hard[c], for_weights)
+        weights[c] = for_weights
+        if "phase" in knobs and for_arch is not for_weights:
+            weights[c] = _select(knobs["phase"], for_arch, for_weights)
+    extra = None
+    if method.dal_on_alphas and "phase" in knobs:
+        dal = sum(F.mse_loss(soft[c], hard[c]) for c in CELLS)
+        extra = paddle.reshape(knobs["phase"] * _const(method.dal_factor, dal.dtype) * dal, [])
+    return weights, extra
+
+
+def _select(gate, when_on, when_off):
+    """gate (a fed [1] of 0 or 1) ? when_on : when_off, exactly (no arithmetic blend)."""
+    import paddle
+
+    return paddle.where(paddle.expand(gate > 0.5, when_on.shape), when_on, when_off)
+
+
+def _node_slices(steps=STEPS):
+    start = 0
+    for node in range(steps):
+        yield node, start, start + node + 2
+        start += node + 2
+
+
+def hard_mask(soft):
+    """One-hot of the genotype soft [edges, 8] derives: best non-'none' op of the 2 edges
+    with the strongest such op per node.  No gradient: it is a selection."""
+    import paddle
+    import paddle.nn.functional as F
+
+    usable = soft[:, 1:]
+    best_op = F.one_hot(paddle.argmax(usable, axis=-1), usable.shape[1])
+    strength = paddle.max(usable, axis=-1)
+    keep = []
+    for node, lo, hi in _node_slices():
+        rows = strength[lo:hi]
+        if node == 0:  # two inputs: both stay
+            keep.append(paddle.ones([2], soft.dtype))
+            continue
+        second = paddle.topk(rows, 2)[0][1]
+        keep.append(paddle.cast(rows >= second, soft.dtype))
+    keep = paddle.unsqueeze(paddle.concat(keep), -1)
+    mask = paddle.concat([paddle.zeros([soft.shape[0], 1], soft.dtype),
+                          paddle.cast(best_op, soft.dtype) * keep], axis=1)
+    mask.stop_gradient = True
+    return mask
+
+
+def soft_topk(x, k, t, valid):
+    """TopK(x, k, t) = sigmoid((x + tau) t) per row, tau such that the row sums to k.
+
+    x, valid: [G, n] (valid 0 for padding); k: [G, 1]; t: [1].  Works on u = tau t.
+    The value of u comes from bisection and a Newton step, without gradient.  Its gradient is the implicit
+    function's, du/dx_j = -t sigmoid'_j / sum_i sigmoid'_i (from sum_i sigmoid(x_i t + u) = k),
+    attached as g - stop_gradient(g) with g = -sum_i sigmoid(x_i t + u) / sum_i sigmoid'_i:
+    zero in value, that gradient in the backward pass.
+    """
+    import paddle
+    import paddle.nn.functional as F
+
+    xt = paddle.where(valid > 0, x.detach() * t, paddle.full_like(x, -1e30))  # pads never count
+    top = paddle.max(xt, axis=1, keepdim=True)
+    low = paddle.min(paddle.where(valid > 0, xt, paddle.full_like(x, 1e30)), axis=1, keepdim=True)
+    # sigmoid(-30) ~ 1e-13: at u = -top - 30 the row sums to ~0, at -low + 30 to ~n > k
+    lo, width = -top - _BRACKET, top - low + 2 * _BRACKET
+    for _ in range(BISECTION_STEPS):
+        width = width * 0.5
+        mid = lo + width
+        lo = paddle.where(paddle.sum(F.sigmoid(xt + mid), axis=1, keepdim=True) < k, mid, lo)
+    half = width * 0.5
+    u0 = lo + half
+    # one Newton step polishes u0 (quadratic convergence in float64); kept inside the
+    # bisection's bracket, because in float32 at high temperature the step is rounding noise
+    s0 = F.sigmoid(xt + u0)
+    slope = paddle.maximum(paddle.sum(s0 * (1 - s0), axis=1, keepdim=True),
+                           paddle.full([1], 1e-30, x.dtype))
+    step = (k - paddle.sum(s0, axis=1, keepdim=True)) / slope
+    u0 = (u0 + paddle.minimum(paddle.maximum(step, -half), half)).detach()
+    s = F.sigmoid(x * t + u0) * valid
+    slope = paddle.maximum(paddle.sum(s * (1 - s), axis=1, keepdim=True),
+                           paddle.full([1], 1e-30, x.dtype)).detach()
+    g = -paddle.sum(s, axis=1, keepdim=True) / slope
+    u = u0 + (g - g.detach())
+    return F.sigmoid(x * t + u) * valid
+
+
+def _topk_masks(soft, t):
+    """{cell: TopK_edge(k=1) x TopK_node(k=2) as a [edges, 8] factor}, both cells in one
+    bisection: rows are the 14 edges (7 ops) then nodes 1..3 (3..5 edges, padded to 7)."""
+    import paddle
+
+    rows, ks, valids = [], [], []
+    n_ops = soft[CELLS[0]].shape[1] - 1
+    for c in CELLS:
+        usable = soft[c][:, 1:]
+        rows.append(usable)
+        ks.append(np.ones([usable.shape[0], 1]))
+        valids.append(np.ones(usable.shape))
+        strength = paddle.max(usable, axis=-1)
+        for node, lo, hi in _node_slices():
+            if node == 0:
+                continue
+            pad = paddle.zeros([n_ops - (hi - lo)], soft[c].dtype)
+            rows.append(paddle.unsqueeze(paddle.concat([strength[lo:hi], pad]), 0))
+            ks.append(np.full([1, 1], 2.0))
+            valids.append(np.array([[1.0] * (hi - lo) + [0.0] * (n_ops - hi + lo)]))
+    dtype = soft[CELLS[0]].dtype
+    as_tensor = lambda a: paddle.cast(paddle.assign(np.concatenate(a).astype(np.float32)), dtype)  # noqa: E731
+    mask = soft_topk(paddle.concat(rows), as_tensor(ks), t, as_tensor(valids))
+    result, at = {}, 0
+    for c in CELLS:
+        edges = soft[c].shape[0]
+        op_mask = mask[at:at + edges]
+        at += edges
+        node_mask = [paddle.ones([2], dtype)]
+        for node, lo, hi in _node_slices():
+            if node:
+                node_mask.append(mask[at, :hi - lo])
+                at += 1
+        edge_factor = paddle.unsqueeze(paddle.concat(node_mask), -1)
+        ones = paddle.ones([edges, 1], dtype)  # 'none' passes unchanged (it adds zero)
+        result[c] = paddle.concat([ones, op_mask], axis=1) * edge_factor
+    return result
+
+
+def _const(value, dtype):
+    """A tensor constant: a Python float in an op would be stored as a float32 attribute."""
+    import paddle
+
+    return paddle.full([1], value, dtype)
+
+
+def _entropy(p, axis=-1):
+    import paddle
+
+    return -paddle.sum(p * paddle.log(p), axis=axis)
+
+
+def _daas_parts(alpha, beta):
+    """softmax(f(alpha)) [edges, 7] and, per node 1..3, min(beta, 1) of its inputs."""
+    import paddle
+    import paddle.nn.functional as F
+
+    x = 2 * alpha
+    op_weights = F.softmax(paddle.where(x < -1, x * x * x, x), axis=-1)
+    capped = paddle.split(paddle.minimum(beta, paddle.ones_like(beta)),
+                          [n + 2 for n in BETA_NODES])
+    return op_weights, capped
+
+
+def _daas_weights(op_weights, capped):
+    """W [edges, 8]: 'none' column 0; node n's edges scaled by softmax(min(beta,1)) * inputs."""
+    import paddle
+    import paddle.nn.functional as F
+
+    dtype = op_weights.dtype
+    edge = [paddle.ones([2], dtype)]
+    edge += [F.softmax(b, axis=0) * (n + 2) for n, b in zip(BETA_NODES, capped)]
+    zeros = paddle.zeros([op_weights.shape[0], 1], dtype)
+    return paddle.concat([zeros, op_weights], axis=1) * paddle.unsqueeze(paddle.concat(edge), -1)
+
+
+def _daas_loss(parts, w):
+    """0.1 w1 (w2 H(alpha) + 4 sum_nodes [0.2 (sum_{beta>0} min(beta,1) - 2)^2 + H(beta)]),
+    parts: {cell: _daas_parts(alpha, beta)}."""
+    import paddle
+    import paddle.nn.functional as F
+
+    h_alpha, nodes = 0, 0
+    for op_weights, capped in parts.values():
+        h_alpha = h_alpha + paddle.mean(_entropy(op_weights))
+        for b in capped:
+            two_edges = paddle.sum(paddle.clip(b, min=0.0)) - 2
+            nodes = nodes + _const(DAAS_EDGES_WEIGHT, b.dtype) * two_edges * two_edges \
+                + _entropy(F.softmax(b, axis=0))
+    term = _const(DAAS_LOSS_WEIGHT, w.dtype) * w[0] * (w[1] * h_alpha + DAAS_NODE_WEIGHT * nodes)
+    return paddle.reshape(term, [])
