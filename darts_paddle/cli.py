@@ -105,15 +105,16 @@ def make_save_dir(args, kind):
     return path
 
 
-def setup_logging(save_dir=None):
-    """INFO to stdout, everything to <save_dir>/log.txt (appended, so a resumed run keeps
-    one log).  Not propagated: Paddle installs a handler on the root logger."""
+def setup_logging(save_dir=None, console_level=logging.INFO):
+    """INFO (or `console_level`) to stdout, everything to <save_dir>/log.txt (appended, so
+    a resumed run keeps one log).  Not propagated: Paddle installs a handler on the root
+    logger."""
     fmt = logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p")
     root = logging.getLogger("darts_paddle")
     root.setLevel(logging.DEBUG)
     root.propagate = False
     console = logging.StreamHandler(sys.stdout)
-    console.setLevel(logging.INFO)
+    console.setLevel(console_level)
     console.setFormatter(fmt)
     root.handlers[:] = [console]
     if save_dir is not None:

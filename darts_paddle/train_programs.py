@@ -6,6 +6,11 @@
           LR from the scheduler (fed by the Executor at every run), BN statistics stored
   infer   x, y -> loss, top-1, top-5, logits with BN in inference mode, no auxiliary head
 
+With world_size > 1 (data-parallel processes, distributed.py) the train program averages
+the gradients over the processes before the optimizer (clipping sees the global-batch
+gradient) and fetches loss and accuracies averaged over them, so every process logs and
+checks the same numbers.
+
 Each program has one fixed fetch list (changing it re-prepares the program, PADDLE_NOTES.md).
 Drop path masks are a feed, [paths, B, 1, 1, 1], only when drop_path_prob > 0: see
 networks.py for why they are drawn outside the program.
@@ -120,7 +125,7 @@ def criterion(logits, label, label_smooth=0.0):
     return (1.0 - label_smooth) * ce + label_smooth * uniform
 
 
-def build_train_program(net, shared, cfg, startup):
+def build_train_program(net, shared, cfg, startup, world_size=1):
     import paddle
 
     prog = paddle.static.Program()
@@ -143,8 +148,14 @@ def build_train_program(net, shared, cfg, startup):
             stats.write_back(one)
         scheduler = _scheduler(cfg)
         opt = weight_optimizer(scheduler, banks, cfg)
-        opt.minimize(loss)
-        fetch = [loss, *_accuracies(logits, label)]
+        if world_size == 1:
+            opt.minimize(loss)
+            fetch = [loss, *_accuracies(logits, label)]
+        else:
+            from .distributed import mean_gradients, mean_over_ranks
+
+            opt.apply_gradients(mean_gradients(opt.backward(loss), world_size))
+            fetch = mean_over_ranks([loss, *_accuracies(logits, label)], world_size)
     velocity = {f"velocity/{bank}": value.name
                 for bank, value in opt._accumulators["velocity"].items()}
     return Prog(prog, feeds, fetch), scheduler, velocity
@@ -189,8 +200,10 @@ def build_export_program(programs):
     return Prog(prog, ["x"], [x, logits])
 
 
-def build_train_programs(cfg: TrainConfig, genotype, train=True) -> TrainPrograms:
-    """Both programs (train=False: the inference program only, for --eval_only)."""
+def build_train_programs(cfg: TrainConfig, genotype, train=True,
+                         world_size=1) -> TrainPrograms:
+    """Both programs (train=False: the inference program only, for --eval_only);
+    world_size: the number of data-parallel processes running the train program."""
     import paddle
 
     net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, cfg.auxiliary, genotype,
@@ -198,7 +211,8 @@ def build_train_programs(cfg: TrainConfig, genotype, train=True) -> TrainProgram
     shared, startup = SharedVars(), paddle.static.Program()
     train_prog, scheduler, velocity = None, _scheduler(cfg), {}
     if train:
-        train_prog, scheduler, velocity = build_train_program(net, shared, cfg, startup)
+        train_prog, scheduler, velocity = build_train_program(net, shared, cfg, startup,
+                                                              world_size)
     infer = build_infer_program(net, shared, cfg, startup)
     return TrainPrograms(cfg, net, startup, shared, scheduler, train_prog, infer, velocity)
 

@@ -6,6 +6,11 @@ Reproducibility: the batch order and augmentation are functions of (seed, epoch,
 seed.  A checkpoint holds the weights, BN statistics, momentum buffers and the number of
 finished epochs (the LR scheduler is replayed to it), so a resumed run computes exactly what
 the uninterrupted one does.  Runs resume at epoch boundaries, where checkpoints are saved.
+
+Under `python -m paddle.distributed.launch` (distributed.py) every process trains on its
+part of each global batch with gradients averaged over the processes; rank 0 alone logs to
+the file, shows progress, evaluates on the whole test set (the others wait) and writes
+checkpoints.  A run can be resumed with any number of processes that divides --batch_size.
 """
 
 import dataclasses
@@ -15,8 +20,9 @@ import time
 
 import numpy as np
 
-from . import data
+from . import data, distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import SINGLE
 from .errors import UserError
 from .genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
 from .progress import epoch_bar
@@ -47,12 +53,16 @@ def make_config(args, spec, kind):
         decay_period=getattr(args, "decay_period", 1), gamma=getattr(args, "gamma", 0.97))
 
 
-def make_loaders(args, spec, train=True):
-    """(train loader or None, test loader); the test set in a fixed order."""
-    test_set = data.load_dataset(args.dataset, args.data, train=False)
-    log.info("%s", data.describe(test_set))
-    test = data.BatchLoader(test_set, None, args.batch_size, data.build_transform(spec, False),
-                            shuffle=False, seed=args.seed, num_workers=args.workers)
+def make_loaders(args, spec, train=True, world=SINGLE):
+    """(train loader or None, test loader or None); the test set in a fixed order, for
+    rank 0 only; the train loader serves this process's part of every batch."""
+    test = None
+    if world.is_main:
+        test_set = data.load_dataset(args.dataset, args.data, train=False)
+        log.info("%s", data.describe(test_set))
+        test = data.BatchLoader(test_set, None, args.batch_size,
+                                data.build_transform(spec, False), shuffle=False,
+                                seed=args.seed, num_workers=args.workers)
     if not train:
         return None, test
     train_set = data.load_dataset(args.dataset, args.data, train=True)
@@ -60,22 +70,23 @@ def make_loaders(args, spec, train=True):
     cutout = args.cutout_length if getattr(args, "cutout", False) else 0
     transform = data.build_transform(spec, True, cutout_length=cutout)
     return data.BatchLoader(train_set, None, args.batch_size, transform, shuffle=True,
-                            seed=args.seed, num_workers=args.workers), test
+                            seed=args.seed, num_workers=args.workers, rank=world.rank,
+                            world_size=world.size), test
 
 
-def build(cfg, genotype, seed, train=True):
-    """Programs built once, a runner with the seeded initial values."""
+def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
+    """Programs built once, a runner (on `place`) with the seeded initial values."""
     from .runner import Runner
     from .train_programs import build_train_programs, multiply_adds, op_count
 
     log.info("param size = %.6fMB", _param_size(cfg, genotype) / 1e6)
     start = time.time()
-    programs = build_train_programs(cfg, genotype, train=train)
+    programs = build_train_programs(cfg, genotype, train=train, world_size=world.size)
     log.info("programs built in %.1f s (train program: %s ops, inference program: %d ops)",
              time.time() - start, op_count(programs.train) if train else "-",
              op_count(programs.infer))
     log.info("multiply-adds = %.2fM per image", multiply_adds(programs.infer) / 1e6)
-    runner = Runner()
+    runner = Runner(place)
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(seed)))
     return programs, runner
@@ -122,24 +133,28 @@ class Meter:
                     img_s=f"{rate:.1f}")
 
 
-def train_epoch(epoch, args, programs, runner, loader):
-    """One epoch of SGD steps; returns the mean (loss, top-1, top-5)."""
+def train_epoch(epoch, args, programs, runner, loader, world=SINGLE):
+    """One epoch of SGD steps; returns the mean (loss, top-1, top-5) over all processes."""
     cfg, net = programs.config, programs.network
     drop_prob = drop_prob_at(cfg, epoch)
     meter = Meter()
-    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{cfg.epochs} train")
+    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{cfg.epochs} train",
+                    disable=not world.is_main)
     for step, (x, y) in enumerate(bar):
         feed = dict(x=x, y=y)
+        batch = len(y) * world.size
         if "drop_mask" in programs.train.feeds:
             from .networks import drop_path_masks
 
-            feed["drop_mask"] = drop_path_masks(drop_rng(args.seed, epoch, step),
-                                                net.drop_paths, len(y), drop_prob)
+            # the global batch's masks, so any number of processes drops the same paths
+            masks = drop_path_masks(drop_rng(args.seed, epoch, step), net.drop_paths, batch,
+                                    drop_prob)
+            feed["drop_mask"] = masks[:, world.part(batch)]
         loss, top1, top5 = runner.run(programs.train, **feed)
         if not np.isfinite(loss):
             raise UserError(f"training diverged (loss {float(loss)}) at epoch {epoch + 1} step "
                             f"{step}: lower --learning_rate or keep --grad_clip")
-        meter.update(len(y), float(loss), float(top1), float(top5))
+        meter.update(batch, float(loss), float(top1), float(top5))
         bar.set_postfix(meter.postfix())
         if step % args.report_freq == 0:
             log.debug("train %03d %e %f %f", step, *meter.means)
@@ -258,49 +273,89 @@ def apply_resume_args(args, meta):
     args.auxiliary, args.drop_path_prob = cfg["auxiliary"], cfg["drop_path_prob"]
 
 
-def train(args, kind, save_dir):
-    """The whole training run (fresh or resumed); returns the final metadata."""
+def arch_and_resume(args):
+    """The genotype to train and, with --resume, (path, arrays, metadata) of the checkpoint,
+    whose settings replace the flags' (apply_resume_args)."""
+    if not args.resume:
+        return resolve_arch(args.arch), None
+    path = resume_point(args)
+    arrays, meta = read_checkpoint(path)
+    apply_resume_args(args, meta)
+    return genotype_from_json(meta["genotype"]), (path, arrays, meta)
+
+
+def continue_from(resume, programs, runner):
+    """Restore a checkpoint read for --resume; returns (start epoch, best, metadata)."""
+    path, arrays, meta = resume
+    restore(programs, runner, arrays, path)
+    start, best = meta["epoch"], {"acc": meta["best_acc"], "epoch": meta["best_epoch"]}
+    for _ in range(start):  # replay the schedule: the same float the first run had
+        programs.lr_scheduler.step()
+    log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, start,
+             100 * best["acc"])
+    return start, best, meta
+
+
+def broadcast_state(programs, runner):
+    """Every process continues from rank 0's weights, BN statistics and momentum."""
+    names = programs.variable_names().values()
+    runner.run(distributed.build_broadcast_program({n: runner.get(n) for n in names}))
+
+
+def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_acc, genotype):
+    """Rank 0 after an epoch: evaluate, step the schedule, save; returns (best, metadata)."""
+    cfg = programs.config
+    _, test_acc, test_top5 = evaluate(args, programs, runner, test_loader,
+                                      f"epoch {epoch + 1}/{cfg.epochs} test ")
+    log.info("valid_acc %f top5 %f", 100 * test_acc, 100 * test_top5)
+    programs.lr_scheduler.step()
+    is_best = test_acc > best["acc"] or epoch == 0
+    if is_best:
+        best = {"acc": float(test_acc), "epoch": epoch + 1}
+    meta = _meta(args, cfg, genotype, epoch + 1, best, float(test_acc), float(train_acc))
+    save(os.path.join(save_dir, LAST), programs, runner, meta)
+    if is_best:
+        save(os.path.join(save_dir, BEST), programs, runner, meta)
+    return best, meta
+
+
+def train(args, kind, save_dir, world=SINGLE):
+    """The whole training run (fresh or resumed) of this process; returns the final
+    metadata (None on ranks other than 0)."""
     import_paddle()
-    resume = None
-    if args.resume:
-        path = resume_point(args)
-        arrays, meta = read_checkpoint(path)
-        apply_resume_args(args, meta)
-        resume = (path, arrays, meta)
-        genotype = genotype_from_json(meta["genotype"])
-    else:
-        genotype = resolve_arch(args.arch)
+    genotype, resume = arch_and_resume(args)
     log.info("genotype = %s", format_genotype(genotype))
     spec = data.get_spec(args.dataset)
-    train_loader, test_loader = make_loaders(args, spec)
+    distributed.check_batch_size(args.batch_size, world)
+    train_loader, test_loader = make_loaders(args, spec, world=world)
     cfg = config_from_meta(resume[2]) if resume else make_config(args, spec, kind)
     log.info("args = %s", vars(args))
-    programs, runner = build(cfg, genotype, args.seed)
+    place = None
+    if world.distributed:
+        place = distributed.start(world)
+        log.info("data parallel: %d processes (rank 0 on %s), %d images each per step",
+                 world.size, place, args.batch_size // world.size)
+    programs, runner = build(cfg, genotype, args.seed, world=world, place=place)
     start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
     if resume:
-        path, arrays, meta = resume
-        restore(programs, runner, arrays, path)
-        start, best = meta["epoch"], {"acc": meta["best_acc"], "epoch": meta["best_epoch"]}
-        for _ in range(start):  # replay the schedule: the same float the first run had
-            programs.lr_scheduler.step()
-        log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, start,
-                 100 * best["acc"])
+        start, best, meta = continue_from(resume, programs, runner)
+    if world.distributed:
+        distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
+        broadcast_state(programs, runner)
     for epoch in range(start, cfg.epochs):
         log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, programs.lr_scheduler(),
                  drop_prob_at(cfg, epoch))
-        _, train_acc, _ = train_epoch(epoch, args, programs, runner, train_loader)
+        _, train_acc, _ = train_epoch(epoch, args, programs, runner, train_loader, world)
         log.info("train_acc %f", 100 * train_acc)
-        _, test_acc, test_top5 = evaluate(args, programs, runner, test_loader,
-                                          f"epoch {epoch + 1}/{cfg.epochs} test ")
-        log.info("valid_acc %f top5 %f", 100 * test_acc, 100 * test_top5)
-        programs.lr_scheduler.step()
-        is_best = test_acc > best["acc"] or epoch == 0
-        if is_best:
-            best = {"acc": float(test_acc), "epoch": epoch + 1}
-        meta = _meta(args, cfg, genotype, epoch + 1, best, float(test_acc), float(train_acc))
-        save(os.path.join(save_dir, LAST), programs, runner, meta)
-        if is_best:
-            save(os.path.join(save_dir, BEST), programs, runner, meta)
+        if world.is_main:
+            best, meta = end_epoch(epoch, args, programs, runner, test_loader, save_dir, best,
+                                   train_acc, genotype)
+        else:
+            programs.lr_scheduler.step()
+        if epoch + 1 < cfg.epochs:  # the others wait while rank 0 evaluates and saves
+            distributed.barrier(world, f"epoch-{epoch + 1}")
+    if not world.is_main:
+        return None
     if meta is None:
         raise UserError(f"nothing to do: the checkpoint already finished all {cfg.epochs} epochs")
     if args.export:
@@ -336,10 +391,14 @@ def eval_only(args):
 
 
 def main(args, kind):
-    """What the scripts run after parsing their flags."""
+    """What the scripts run after parsing their flags (in every launched process)."""
     from . import cli
 
+    world = distributed.world_from_env()
     if args.eval_only:
+        if world.distributed:
+            raise UserError("--eval_only runs in one process: start it without "
+                            "paddle.distributed.launch")
         cli.setup_logging()  # stdout only: --eval_only writes no run directory
         return eval_only(args)
     if args.resume:
@@ -349,6 +408,9 @@ def main(args, kind):
                             "the run directory holding one")
         save_dir = os.path.dirname(os.path.abspath(path))
     else:
-        save_dir = cli.make_save_dir(args, "eval")
-    cli.setup_logging(save_dir)
-    return train(args, kind, save_dir)
+        save_dir = cli.make_save_dir(args, "eval") if world.is_main else None
+    if world.is_main:
+        cli.setup_logging(save_dir)
+    else:  # the other processes only report problems
+        cli.setup_logging(console_level=logging.WARNING)
+    return train(args, kind, save_dir, world)

@@ -6,6 +6,11 @@ from `order_rng(seed, epoch)` and the augmentation of sample i from
 worker processes, and a run resumed at (epoch, batch) sees exactly the batches it would
 have seen.
 
+Data-parallel training (distributed.py) gives each of N processes (`rank`, `world_size`)
+a contiguous 1/N of every batch of the same seeded order, so the processes of one step
+together see exactly the batch a single process would, with the same augmentation.  The
+last batch of an epoch is cut to a multiple of N (at most N - 1 images are skipped).
+
 Paddle 3.3 in static mode: DataLoader(return_list=True) with a custom batch sampler and
 collate_fn works; it yields a list of core DenseTensor per batch (not numpy), which
 np.array converts.  Placement is pinned to the CPU so a GPU build does not copy each
@@ -107,9 +112,12 @@ class BatchLoader:
     """Batches of `dataset[indices]`: (images float32 [B, C, H, W], labels int64 [B])."""
 
     def __init__(self, dataset, indices=None, batch_size=64, transform=None, shuffle=True,
-                 seed=0, num_workers=None, drop_last=False):
+                 seed=0, num_workers=None, drop_last=False, rank=0, world_size=1):
         if batch_size < 1:
             raise UserError(f"batch size {batch_size} must be at least 1")
+        if batch_size % world_size or not 0 <= rank < world_size:
+            raise ValueError(f"batch size {batch_size} cannot be shared by {world_size} "
+                             f"processes (rank {rank})")
         if seed < 0:
             raise UserError(f"seed {seed} must be a non-negative integer")
         if num_workers is not None and num_workers < 0:
@@ -119,6 +127,7 @@ class BatchLoader:
             else np.asarray(indices, dtype=np.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last = drop_last
+        self.rank, self.world_size = rank, world_size
         if transform is None:
             from .transforms import build_transform
             transform = build_transform(dataset.spec, train=False)
@@ -126,8 +135,9 @@ class BatchLoader:
         self.num_workers = dataset.spec.default_workers if num_workers is None else num_workers
 
     def __len__(self) -> int:
-        n = len(self.indices)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(len(self.indices), self.batch_size)
+        # a last batch smaller than the number of processes leaves nothing to share
+        return full + (0 if self.drop_last or rest < self.world_size else 1)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices of `epoch` in the order they are served."""
@@ -136,9 +146,17 @@ class BatchLoader:
         return order_rng(self.seed, epoch).permutation(self.indices)
 
     def batches(self, epoch: int):
+        """This process's part of every batch of `epoch` (the whole batch in one process)."""
         order = self.order(epoch)
-        return [order[s:s + self.batch_size] for s in range(0, len(self) * self.batch_size,
-                                                              self.batch_size)]
+        batches = [order[s:s + self.batch_size] for s in range(0, len(self) * self.batch_size,
+                                                                 self.batch_size)]
+        if self.world_size == 1:
+            return batches
+        return [self._part(b) for b in batches]
+
+    def _part(self, batch):
+        per = len(batch) // self.world_size
+        return batch[self.rank * per:(self.rank + 1) * per]
 
     def epoch(self, epoch: int, start: int = 0):
         """Iterator over the batches of `epoch`, beginning with batch number `start`."""
