@@ -27,12 +27,21 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import train_cli, training
+from .checkpoint import save_checkpoint
+from .cli import DATASETS
+from .data import get_spec
 from .errors import UserError
+from .genotype import genotype_to_json, resolve_arch
+from .networks import build_network
+from .search import WEIGHTS_FORMAT
+from .supernet import SearchNetwork
 from .torch_checkpoint import ALPHA_KEYS, ALPHAS_HINT, read_alphas, read_torch_checkpoint
+from .torch_layout import eval_assignments, search_assignments, target_shapes
 
 log = logging.getLogger("darts_paddle.convert")
 
@@ -173,9 +182,6 @@ def default_dataset(facts):
 
 
 def resolve_target(args, facts):
-    from .cli import DATASETS
-    from .data import get_spec
-    from .genotype import resolve_arch
 
     path = args.input
     if facts.kind == "search" and not args.search:
@@ -200,11 +206,7 @@ def resolve_target(args, facts):
 
 def build_target(target):
     if target.kind == "search":
-        from .supernet import SearchNetwork
-
         return SearchNetwork(target.C, target.num_classes, target.layers, target.in_channels)
-    from .networks import build_network
-
     return build_network(target.kind, target.C, target.num_classes, target.layers,
                          target.auxiliary, target.genotype, target.in_channels)
 
@@ -279,8 +281,6 @@ def likely_causes(state, facts, target):
 
 def convert_state(state, target, path="the checkpoint"):
     """{torch key: array} -> ({our checkpoint array: values}, the network built)."""
-    from .torch_layout import eval_assignments, search_assignments, target_shapes
-
     search = target.kind == "search"
     if search and not all(k in state for k in ALPHA_KEYS):
         raise UserError(f"{path} has no alphas_normal / alphas_reduce (the original search "
@@ -297,12 +297,6 @@ def convert_state(state, target, path="the checkpoint"):
 
 def _eval_meta(target, source):
     """What train.py writes beside the arrays, for a network that has not trained here."""
-    from dataclasses import asdict
-
-    from . import train_cli, training
-    from .data import get_spec
-    from .genotype import genotype_to_json
-
     imagenet = target.kind == "imagenet"
     parser = train_cli.train_imagenet_parser() if imagenet else train_cli.train_parser()
     args = parser.parse_args(["--dataset", target.dataset, "--init_channels", str(target.C),
@@ -316,8 +310,6 @@ def _eval_meta(target, source):
 
 
 def _search_meta(target, source):
-    from .search import WEIGHTS_FORMAT
-
     return dict(format=WEIGHTS_FORMAT, dataset=target.dataset,
                 config=dict(C=target.C, layers=target.layers, num_classes=target.num_classes,
                             in_channels=target.in_channels),
@@ -326,8 +318,6 @@ def _search_meta(target, source):
 
 def convert(args):
     """The command: read, convert, check, write.  Returns the Target."""
-    from .checkpoint import save_checkpoint
-
     state, extras = read_torch_checkpoint(args.input)
     if args.alphas:
         state.update(read_alphas(args.alphas))
