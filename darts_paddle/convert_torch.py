@@ -33,7 +33,7 @@ import numpy as np
 
 from . import train_cli, training
 from .checkpoint import save_checkpoint
-from .cli import DATASETS
+from .cli import DATASETS, setup_logging
 from .data import get_spec
 from .errors import UserError
 from .genotype import genotype_to_json, resolve_arch
@@ -373,7 +373,7 @@ def parser():
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup_logging()
     try:
         convert(parser().parse_args(argv))
     except UserError as exc:

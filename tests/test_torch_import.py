@@ -5,6 +5,7 @@ converter maps them into our banks, and our networks then compute what PyTorch c
 The PyTorch side is the independent computation here: autograd and PyTorch's own kernels
 on the published module tree, with every weight and BN statistic randomised."""
 
+import logging
 import os
 import sys
 
@@ -275,7 +276,11 @@ def test_search_network_gives_the_same_loss_and_alpha_gradient(supernet, alphas_
         assert relative(runner.get("G_" + name), alpha.grad.numpy()) < 1e-4
 
 
-def test_unequal_pool_statistics_are_averaged_with_a_warning(supernet, caplog):
+def test_unequal_pool_statistics_are_averaged_with_a_warning(supernet, caplog, monkeypatch):
+    # the scripts' logging setup stops propagation at 'darts_paddle': listen on the logger
+    logger = logging.getLogger("darts_paddle.convert")
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "handlers", [caplog.handler])
     state = {k: v.numpy().copy() for k, v in supernet.state_dict().items()
              if not k.endswith("num_batches_tracked")}
     state.update({k: a.detach().numpy() for k, a in zip(ALPHAS, supernet.arch_parameters())})
