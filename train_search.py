@@ -14,6 +14,8 @@ from darts_paddle.errors import UserError  # noqa: E402
 def main(argv=None):
     args = cli.search_parser().parse_args(argv)
     search.method_config(args)  # contradictory method flags fail before anything is written
+    if args.resume and args.init_from:
+        raise UserError("--resume continues a run with its own state; drop --init_from")
     if args.resume:
         if not os.path.isdir(args.resume):
             raise UserError(f"--resume {args.resume}: no such directory; pass the "

@@ -58,6 +58,9 @@ def search_parser():
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the search saved in DIR (a search-EXP-DATE directory)")
+    p.add_argument("--init_from", default=None, metavar="PATH",
+                   help="start from the weights, BN statistics and alphas of a converted "
+                        "PyTorch supernet (convert_torch --search) or of a search checkpoint")
     _method_flags(p)
     return p
 

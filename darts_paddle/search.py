@@ -30,6 +30,8 @@ from .runtime import import_paddle
 log = logging.getLogger("darts_paddle.search")
 
 FORMAT = "darts-paddle-search/1"
+# weights, BN statistics and alphas only: a supernet converted from PyTorch (convert_torch.py)
+WEIGHTS_FORMAT = "darts-paddle-search-weights/1"
 CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
 # flags that change what a search computes: a resumed run must be given the same ones
 RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
@@ -201,6 +203,47 @@ def restore_state(programs, runner, arrays, path):
         runner.set(name, arrays[key])
 
 
+def read_initial_state(path):
+    """The weights, BN statistics and alphas to start a search from, with the network's shape:
+    a converted supernet (WEIGHTS_FORMAT) or a search's own checkpoint (or its directory).
+    -> (arrays, {"C", "layers", "num_classes", "in_channels"})"""
+    if os.path.isdir(path):
+        path = os.path.join(path, CHECKPOINT)
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") == WEIGHTS_FORMAT:
+        return arrays, meta["config"]
+    if meta.get("format") == FORMAT:
+        flags, spec = meta["flags"], data.get_spec(meta["flags"]["dataset"])
+        return arrays, dict(C=flags["init_channels"], layers=flags["layers"],
+                            num_classes=spec.num_classes, in_channels=spec.in_channels)
+    raise UserError(f"{path} holds no search network (format {meta.get('format')!r}); pass a "
+                    "file written by python -m darts_paddle.convert_torch --search, or a "
+                    "search's checkpoint.npz")
+
+
+def check_initial_shape(args, spec, shape, path):
+    """Refuse --init_from of another supernet before anything is built."""
+    ours = dict(C=args.init_channels, layers=args.layers, num_classes=spec.num_classes,
+                in_channels=spec.in_channels)
+    if shape != ours:
+        raise UserError(f"--init_from {path} holds a supernet with --init_channels {shape['C']} "
+                        f"--layers {shape['layers']}, {shape['num_classes']} classes and "
+                        f"{shape['in_channels']} input channels; this run has --init_channels "
+                        f"{args.init_channels} --layers {args.layers}, {spec.num_classes} "
+                        f"classes and {spec.in_channels} input channels: pass the flags (and a "
+                        "data set) that match")
+
+
+def init_state(programs, runner, arrays, path):
+    """Start from another run's weights, BN statistics and alphas; optimizers stay fresh."""
+    names = programs.state_names()
+    for key in [*programs.network.params.banks, "bn.mean", "bn.var", *programs.config.arch_names]:
+        if key not in arrays or arrays[key].shape != runner.get(names[key]).shape:
+            raise UserError(f"--init_from {path}: {key} is missing or has another shape; the "
+                            "file was written for a different supernet")
+        runner.set(names[key], arrays[key])
+
+
 def append_history(args, history, record):
     """history.json: one record per epoch, rewritten atomically."""
     history.append(record)
@@ -239,6 +282,9 @@ def run(args):
     import_paddle()
     spec = data.get_spec(args.dataset)
     resumed = load_state(args) if args.resume else None
+    initial = read_initial_state(args.init_from) if getattr(args, "init_from", None) else None
+    if initial:
+        check_initial_shape(args, spec, initial[1], args.init_from)
     train_loader, valid_loader = make_loaders(args, spec)
     programs, runner, architect = build(args, spec)
     nothing = {"losses": [], "accs": []}
@@ -250,6 +296,9 @@ def run(args):
         for _ in range(epoch):
             programs.next_epoch()
         log.info("resumed %s at epoch %d step %d", args.save, epoch + 1, meta["step"])
+    elif initial:
+        init_state(programs, runner, initial[0], args.init_from)
+        log.info("weights, BN statistics and alphas from %s", args.init_from)
     history = read_history(args, epoch)
     valid_batches = data.endless_batches(valid_loader, *position)
     try:

@@ -1,5 +1,6 @@
 """Flags of train.py and train_imagenet.py: the original scripts' names and defaults, plus
---dataset, --max_steps, --resume, --eval_only/--model_path, --export and --workers."""
+--dataset, --max_steps, --resume, --init_from, --eval_only/--model_path, --export and
+--workers."""
 
 import argparse
 
@@ -31,13 +32,17 @@ def _common(p, d):
     p.add_argument("--drop_path_prob", type=_probability, default=d["drop_path_prob"])
     p.add_argument("--save", default="EXP", help="experiment name (eval-NAME-DATE)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--arch", default="DARTS",
-                   help="genotype: a name in genotypes.py, a Genotype(...) literal or a JSON path")
+    p.add_argument("--arch", default=None,
+                   help="genotype: a name in genotypes.py, a Genotype(...) literal or a JSON path "
+                        "(default: DARTS; with --init_from: the checkpoint's)")
     p.add_argument("--grad_clip", type=float, default=5.0, help="gradient clipping (global norm)")
     p.add_argument("--max_steps", type=positive_int, default=None,
                    help="cap the train and test steps per epoch (smoke runs)")
     p.add_argument("--resume", default=None, metavar="PATH",
                    help="continue the run of a checkpoint.npz (or of its directory)")
+    p.add_argument("--init_from", default=None, metavar="PATH",
+                   help="start a fresh run (epoch 0, new optimizer) from the weights and BN "
+                        "statistics of a checkpoint: ours, or one converted from PyTorch")
     p.add_argument("--eval_only", action="store_true", default=False,
                    help="only evaluate the checkpoint given by --model_path on the test set")
     p.add_argument("--model_path", default=None, help="checkpoint for --eval_only")

@@ -33,7 +33,9 @@ log = logging.getLogger("darts_paddle.train")
 FORMAT = "darts-paddle-train/1"
 LAST, BEST = "checkpoint.npz", "best.npz"
 # flags that change what a run computes: a resumed run takes them from its checkpoint
-RUN_FLAGS = ("dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps", "arch")
+RUN_FLAGS = ("dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps", "arch",
+             "init_from")
+DEFAULT_ARCH = "DARTS"
 
 
 # --------------------------------------------------------------------------- set-up
@@ -213,6 +215,58 @@ def config_from_meta(meta):
     return TrainConfig(**meta["config"])
 
 
+def init_genotype(args, meta, path):
+    """--init_from trains the checkpoint's genotype; an --arch naming another is a mistake."""
+    genotype = genotype_from_json(meta["genotype"])
+    if args.arch is not None and resolve_arch(args.arch) != genotype:
+        raise UserError(f"--arch {args.arch} is not the genotype of --init_from {path} "
+                        f"({format_genotype(genotype)}): drop --arch")
+    return genotype
+
+
+def _init_mismatches(cfg, theirs):
+    """Flags of this run that contradict the network stored in a checkpoint."""
+    if theirs["kind"] != cfg.kind:
+        script = "train_imagenet.py" if theirs["kind"] == "imagenet" else "train.py"
+        return [f"it holds a{'n ImageNet' if theirs['kind'] == 'imagenet' else ' CIFAR'} "
+                f"network: train it with {script}"]
+    wrong = [f"--{flag} {theirs[field]} (not {getattr(cfg, field)})"
+             for field, flag in (("C", "init_channels"), ("layers", "layers"))
+             if theirs[field] != getattr(cfg, field)]
+    if (theirs["num_classes"], theirs["in_channels"]) != (cfg.num_classes, cfg.in_channels):
+        wrong.append(f"a data set of {theirs['num_classes']} classes and "
+                     f"{theirs['in_channels']} input channels (--dataset gives "
+                     f"{cfg.num_classes} and {cfg.in_channels})")
+    return wrong
+
+
+def check_init(cfg, meta, path):
+    wrong = _init_mismatches(cfg, meta["config"])
+    if wrong:
+        raise UserError(f"--init_from {path} does not fit this run: {'; '.join(wrong)}; pass "
+                        "the flags it was trained with")
+
+
+def init_weights(programs, runner, arrays, meta, path):
+    """Start from a checkpoint's weights and BN statistics: epoch 0, a fresh optimizer.
+
+    The auxiliary head comes along when both have one; a run with --auxiliary from a
+    checkpoint without a head starts its head from the seeded initial values."""
+    cfg = programs.config
+    check_init(cfg, meta, path)
+    stores = programs.network.stores()
+    if cfg.auxiliary and not meta["config"]["auxiliary"]:
+        log.info("the checkpoint has no auxiliary head: the head starts from scratch")
+        stores = stores[:1]
+    for params, stats in stores:
+        for key in [*params.banks, stats.prefix + ".mean", stats.prefix + ".var"]:
+            expected = runner.get(key).shape
+            if key not in arrays or arrays[key].shape != expected:
+                raise UserError(f"--init_from {path}: {key} is missing or has another shape "
+                                f"than {expected}; the checkpoint holds a different network")
+            runner.set(key, arrays[key])
+
+
 # --------------------------------------------------------------------------- export
 
 def export_inference_model(programs, runner, directory, x):
@@ -273,15 +327,22 @@ def apply_resume_args(args, meta):
     args.auxiliary, args.drop_path_prob = cfg["auxiliary"], cfg["drop_path_prob"]
 
 
-def arch_and_resume(args):
-    """The genotype to train and, with --resume, (path, arrays, metadata) of the checkpoint,
-    whose settings replace the flags' (apply_resume_args)."""
-    if not args.resume:
-        return resolve_arch(args.arch), None
-    path = resume_point(args)
-    arrays, meta = read_checkpoint(path)
-    apply_resume_args(args, meta)
-    return genotype_from_json(meta["genotype"]), (path, arrays, meta)
+def arch_and_start(args):
+    """(genotype, resume, initial): with --resume, (path, arrays, metadata) of the checkpoint,
+    whose settings replace the flags' (apply_resume_args); with --init_from, (arrays,
+    metadata) of the checkpoint whose weights start a fresh run."""
+    if args.resume:
+        path = resume_point(args)
+        arrays, meta = read_checkpoint(path)
+        if "converted_from" in meta:
+            raise UserError(f"{path} is a converted checkpoint, not an interrupted run: "
+                            f"train from it with --init_from {path}")
+        apply_resume_args(args, meta)
+        return genotype_from_json(meta["genotype"]), (path, arrays, meta), None
+    if args.init_from:
+        initial = read_checkpoint(args.init_from)
+        return init_genotype(args, initial[1], args.init_from), None, initial
+    return resolve_arch(args.arch or DEFAULT_ARCH), None, None
 
 
 def continue_from(resume, programs, runner):
@@ -323,12 +384,14 @@ def train(args, kind, save_dir, world=SINGLE):
     """The whole training run (fresh or resumed) of this process; returns the final
     metadata (None on ranks other than 0)."""
     import_paddle()
-    genotype, resume = arch_and_resume(args)
+    genotype, resume, initial = arch_and_start(args)
     log.info("genotype = %s", format_genotype(genotype))
     spec = data.get_spec(args.dataset)
     distributed.check_batch_size(args.batch_size, world)
     train_loader, test_loader = make_loaders(args, spec, world=world)
     cfg = config_from_meta(resume[2]) if resume else make_config(args, spec, kind)
+    if initial:
+        check_init(cfg, initial[1], args.init_from)  # before the programs are built
     log.info("args = %s", vars(args))
     place = None
     if world.distributed:
@@ -339,6 +402,9 @@ def train(args, kind, save_dir, world=SINGLE):
     start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
     if resume:
         start, best, meta = continue_from(resume, programs, runner)
+    elif initial:
+        init_weights(programs, runner, *initial, args.init_from)
+        log.info("weights and BN statistics from %s; a fresh run from epoch 1", args.init_from)
     if world.distributed:
         distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
         broadcast_state(programs, runner)
@@ -394,6 +460,9 @@ def main(args, kind):
     """What the scripts run after parsing their flags (in every launched process)."""
     from . import cli
 
+    if args.init_from and (args.resume or args.eval_only):
+        raise UserError("--init_from starts a new run: it goes with neither --resume (which "
+                        "continues a run) nor --eval_only (which takes --model_path)")
     world = distributed.world_from_env()
     if args.eval_only:
         if world.distributed:
