@@ -220,8 +220,7 @@ def arch_terms(method, arch, knobs):
         extra = _daas_loss(parts, knobs["daas_w"]) if "daas_w" in knobs else None
         return weights, extra
     soft = {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}
-    hard = ({c: hard_mask(soft[c]) for c in CELLS}
-            if method.hd_on_weights or method.dal_on_alphas else None)
+    hard = hard_masks(soft) if method.hd_on_weights or method.dal_on_alphas else None
     masks = _topk_masks(soft, knobs["temperature"]) if "temperature" in knobs else None
     weights = {}
     for c in CELLS:
@@ -247,35 +246,69 @@ def _select(gate, when_on, when_off):
     return paddle.where(paddle.expand(gate > 0.5, when_on.shape), when_on, when_off)
 
 
-def _node_slices(steps=STEPS):
-    start = 0
-    for node in range(steps):
-        yield node, start, start + node + 2
-        start += node + 2
+def _node_tables(steps=STEPS, first_node=0):
+    """Index tables for per-node work on both cells' edges stacked ([2 * edges] rows).
+
+    -> (index [nodes, width]: the rows of each node's incoming edges, padded with the index
+    2 * edges (a slot the caller appends); node_of_edge [2 * edges]: which table row holds
+    an edge (-1 for nodes before first_node); position [2 * edges]: that row * width + the
+    edge's column, or the pad slot nodes * width)."""
+    edges = sum(n + 2 for n in range(steps))
+    width = steps + 1
+    index, node_of_edge, position = [], np.full(2 * edges, -1), np.full(2 * edges, 0)
+    for c in range(len(CELLS)):
+        start = c * edges
+        for node in range(steps):
+            rows = list(range(start, start + node + 2))
+            start += node + 2
+            if node < first_node:
+                continue
+            for col, r in enumerate(rows):
+                node_of_edge[r], position[r] = len(index), len(index) * width + col
+            index.append(rows + [2 * edges] * (width - len(rows)))
+    position[node_of_edge < 0] = len(index) * width
+    return np.array(index), node_of_edge, position
 
 
-def hard_mask(soft):
-    """One-hot of the genotype soft [edges, 8] derives: best non-'none' op of the 2 edges
-    with the strongest such op per node.  No gradient: it is a selection."""
+def _stack(soft):
+    import paddle
+
+    return paddle.concat([soft[c] for c in CELLS])
+
+
+def _unstack(stacked):
+    import paddle
+
+    return dict(zip(CELLS, paddle.split(stacked, len(CELLS))))
+
+
+def _index(array):
+    import paddle
+
+    return paddle.assign(np.asarray(array, np.int64).reshape(-1))
+
+
+def hard_masks(soft):
+    """{cell: one-hot [edges, 8] of the genotype soft[cell] derives}: the best non-'none' op
+    on the 2 edges per node with the strongest such op.  No gradient: it is a selection."""
     import paddle
     import paddle.nn.functional as F
 
-    usable = soft[:, 1:]
-    best_op = F.one_hot(paddle.argmax(usable, axis=-1), usable.shape[1])
+    stacked = _stack(soft)
+    usable = stacked[:, 1:]
+    best_op = paddle.cast(F.one_hot(paddle.argmax(usable, axis=-1), usable.shape[1]),
+                          stacked.dtype)
     strength = paddle.max(usable, axis=-1)
-    keep = []
-    for node, lo, hi in _node_slices():
-        rows = strength[lo:hi]
-        if node == 0:  # two inputs: both stay
-            keep.append(paddle.ones([2], soft.dtype))
-            continue
-        second = paddle.topk(rows, 2)[0][1]
-        keep.append(paddle.cast(rows >= second, soft.dtype))
-    keep = paddle.unsqueeze(paddle.concat(keep), -1)
-    mask = paddle.concat([paddle.zeros([soft.shape[0], 1], soft.dtype),
-                          paddle.cast(best_op, soft.dtype) * keep], axis=1)
+    index, node_of_edge, _ = _node_tables()
+    # pads rank below every weight (-1), so a node with two inputs keeps both
+    padded = paddle.concat([strength, paddle.full([1], -1.0, stacked.dtype)])
+    per_node = paddle.reshape(paddle.gather(padded, _index(index)), list(index.shape))
+    second = paddle.topk(per_node, 2, axis=1)[0][:, 1]
+    keep = paddle.cast(strength >= paddle.gather(second, _index(node_of_edge)), stacked.dtype)
+    mask = paddle.concat([paddle.zeros([stacked.shape[0], 1], stacked.dtype),
+                          best_op * paddle.unsqueeze(keep, -1)], axis=1)
     mask.stop_gradient = True
-    return mask
+    return _unstack(mask)
 
 
 def soft_topk(x, k, t, valid):
@@ -318,41 +351,26 @@ def soft_topk(x, k, t, valid):
 
 def _topk_masks(soft, t):
     """{cell: TopK_edge(k=1) x TopK_node(k=2) as a [edges, 8] factor}, both cells in one
-    bisection: rows are the 14 edges (7 ops) then nodes 1..3 (3..5 edges, padded to 7)."""
+    bisection: rows are the 28 edges (7 ops) then the nodes 1..3 of each cell (3..5 edge
+    strengths, padded to 7).  Node 0 keeps both its inputs (factor 1); so does 'none'."""
     import paddle
 
-    rows, ks, valids = [], [], []
-    n_ops = soft[CELLS[0]].shape[1] - 1
-    for c in CELLS:
-        usable = soft[c][:, 1:]
-        rows.append(usable)
-        ks.append(np.ones([usable.shape[0], 1]))
-        valids.append(np.ones(usable.shape))
-        strength = paddle.max(usable, axis=-1)
-        for node, lo, hi in _node_slices():
-            if node == 0:
-                continue
-            pad = paddle.zeros([n_ops - (hi - lo)], soft[c].dtype)
-            rows.append(paddle.unsqueeze(paddle.concat([strength[lo:hi], pad]), 0))
-            ks.append(np.full([1, 1], 2.0))
-            valids.append(np.array([[1.0] * (hi - lo) + [0.0] * (n_ops - hi + lo)]))
-    dtype = soft[CELLS[0]].dtype
-    as_tensor = lambda a: paddle.cast(paddle.assign(np.concatenate(a).astype(np.float32)), dtype)  # noqa: E731
-    mask = soft_topk(paddle.concat(rows), as_tensor(ks), t, as_tensor(valids))
-    result, at = {}, 0
-    for c in CELLS:
-        edges = soft[c].shape[0]
-        op_mask = mask[at:at + edges]
-        at += edges
-        node_mask = [paddle.ones([2], dtype)]
-        for node, lo, hi in _node_slices():
-            if node:
-                node_mask.append(mask[at, :hi - lo])
-                at += 1
-        edge_factor = paddle.unsqueeze(paddle.concat(node_mask), -1)
-        ones = paddle.ones([edges, 1], dtype)  # 'none' passes unchanged (it adds zero)
-        result[c] = paddle.concat([ones, op_mask], axis=1) * edge_factor
-    return result
+    stacked = _stack(soft)
+    dtype, n_edges = stacked.dtype, stacked.shape[0]
+    usable = stacked[:, 1:]
+    n_ops = usable.shape[1]
+    index, _, position = _node_tables(first_node=1)
+    index = np.concatenate([index, np.full((len(index), n_ops - index.shape[1]), n_edges)], 1)
+    strength = paddle.concat([paddle.max(usable, axis=-1), paddle.zeros([1], dtype)])
+    node_rows = paddle.reshape(paddle.gather(strength, _index(index)), list(index.shape))
+    k = np.concatenate([np.ones((n_edges, 1)), np.full((len(index), 1), 2.0)])
+    valid = np.concatenate([np.ones((n_edges, n_ops)), (index < n_edges).astype(float)])
+    const = lambda a: paddle.cast(paddle.assign(a.astype(np.float32)), dtype)  # noqa: E731
+    mask = soft_topk(paddle.concat([usable, node_rows]), const(k), t, const(valid))
+    node_mask = paddle.concat([paddle.reshape(mask[n_edges:], [-1]), paddle.ones([1], dtype)])
+    edge_factor = paddle.unsqueeze(paddle.gather(node_mask, _index(position)), -1)
+    ones = paddle.ones([n_edges, 1], dtype)
+    return _unstack(paddle.concat([ones, mask[:n_edges]], axis=1) * edge_factor)
 
 
 def _const(value, dtype):

@@ -102,11 +102,18 @@ def hand_alpha():
 
 def test_hard_discretization_picks_the_genotype_edges_and_ops():
     alpha, expected = hand_alpha()
-    (mask,) = run_program(lambda v: [methods.hard_mask(paddle.nn.functional.softmax(v["a"], -1))],
-                          {"a": alpha})
-    np.testing.assert_array_equal(mask, expected)
-    # and it is the genotype's parse (the numpy derivation, written separately)
+    other = np.random.default_rng(5).standard_normal((14, 8))  # the reduce cell's
+    F = paddle.nn.functional
+    masks = run_program(lambda v: list(methods.hard_masks(
+        {"normal": F.softmax(v["a"], -1), "reduce": F.softmax(v["b"], -1)}).values()),
+        {"a": alpha, "b": other})
+    np.testing.assert_array_equal(masks[0], expected)
     starts = [0, 2, 5, 9]
+    expected_other = np.zeros((14, 8))
+    for i, (op, j) in enumerate(derive_cell(softmax(other))):
+        expected_other[starts[i // 2] + j, PRIMITIVES.index(op)] = 1
+    np.testing.assert_array_equal(masks[1], expected_other)
+    # and it is the genotype's parse (the numpy derivation, written separately)
     chosen = {(op, starts[i // 2] + j) for i, (op, j) in enumerate(derive_cell(softmax(alpha)))}
     assert chosen == {(PRIMITIVES[o], e) for e, o in zip(*np.nonzero(expected))}
 
@@ -260,7 +267,8 @@ def test_dal_adds_its_gradient_to_the_architect_only():
         grads[float(phase[0])] = runner.get("G_alphas_normal")
     alpha = runner.get("alphas_normal")
     p = softmax(alpha)
-    (target,) = run_program(lambda v: [methods.hard_mask(v["p"])], {"p": p})
+    target = run_program(lambda v: [methods.hard_masks({"normal": v["p"], "reduce": v["p"]})[
+        "normal"]], {"p": p})[0]
     # d/dalpha of 0.5 * mean((p - onehot)^2): through the softmax Jacobian, by hand
     g_p = 0.5 * 2 * (p - target) / p.size
     expected = p * (g_p - (g_p * p).sum(1, keepdims=True))
