@@ -215,10 +215,7 @@ def arch_terms(method, arch, knobs):
     import paddle.nn.functional as F
 
     if method.daas:
-        parts = {c: _daas_parts(arch[f"alphas_{c}"], arch[f"betas_{c}"]) for c in CELLS}
-        weights = {c: _daas_weights(*parts[c]) for c in CELLS}
-        extra = _daas_loss(parts, knobs["daas_w"]) if "daas_w" in knobs else None
-        return weights, extra
+        return _daas_terms(arch, knobs.get("daas_w"))
     soft = {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}
     hard = hard_masks(soft) if method.hd_on_weights or method.dal_on_alphas else None
     masks = _topk_masks(soft, knobs["temperature"]) if "temperature" in knobs else None
@@ -380,48 +377,64 @@ def _const(value, dtype):
     return paddle.full([1], value, dtype)
 
 
-def _entropy(p, axis=-1):
-    import paddle
+def _beta_tables():
+    """For both cells' betas stacked ([24]): index [6 nodes, 5] of each node's betas, padded
+    with 24; position [28 edges]: where an edge's weight lands in that table flattened, or
+    30 (a slot of ones) for node 0's two edges, which have no beta."""
+    width, per_cell = max(BETA_NODES) + 2, sum(n + 2 for n in BETA_NODES)
+    index, position = [], []
+    for c in range(len(CELLS)):
+        position += [len(BETA_NODES) * len(CELLS) * width] * 2  # node 0
+        start = c * per_cell
+        for n in BETA_NODES:
+            row = len(index)
+            index.append(list(range(start, start + n + 2)) + [2 * per_cell] * (width - n - 2))
+            position += [row * width + j for j in range(n + 2)]
+            start += n + 2
+    return np.array(index), np.array(position)
 
-    return -paddle.sum(p * paddle.log(p), axis=axis)
 
+def _daas_terms(arch, w):
+    """DAAS for both cells at once, per node on a padded [nodes, 5] table of betas:
+    ({cell: W [edges, 8]}, the DAAS loss; None without the loss weights `w`).
 
-def _daas_parts(alpha, beta):
-    """softmax(f(alpha)) [edges, 7] and, per node 1..3, min(beta, 1) of its inputs."""
+    W: 'none' column 0, ops softmax(f(alpha)), node n's edges scaled by
+    softmax(min(beta, 1)) * inputs.  Loss: 0.1 w1 (w2 H(alpha) + 4 sum_nodes
+    [0.2 (sum_{beta>0} min(beta, 1) - 2)^2 + H(beta)]), H(alpha) the mean over a cell's
+    edges, summed over the cells."""
     import paddle
     import paddle.nn.functional as F
 
+    alpha = paddle.concat([arch[f"alphas_{c}"] for c in CELLS])
+    beta = paddle.concat([arch[f"betas_{c}"] for c in CELLS])
+    dtype, n_edges = alpha.dtype, alpha.shape[0]
     x = 2 * alpha
     op_weights = F.softmax(paddle.where(x < -1, x * x * x, x), axis=-1)
-    capped = paddle.split(paddle.minimum(beta, paddle.ones_like(beta)),
-                          [n + 2 for n in BETA_NODES])
-    return op_weights, capped
+    index, position = _beta_tables()
+
+    def per_node(values, pad):  # [24] -> [6, 5], pads set to `pad`
+        padded = paddle.concat([values, paddle.full([1], pad, dtype)])
+        return paddle.reshape(paddle.gather(padded, _index(index)), list(index.shape))
+
+    edge_share = F.softmax(per_node(paddle.minimum(beta, paddle.ones_like(beta)), -1e30), axis=1)
+    inputs = paddle.assign(np.array([[n + 2.0] for n in BETA_NODES] * len(CELLS)).astype(np.float32))
+    scaled = paddle.concat([paddle.reshape(edge_share * paddle.cast(inputs, dtype), [-1]),
+                            paddle.ones([1], dtype)])
+    edge_factor = paddle.unsqueeze(paddle.gather(scaled, _index(position)), -1)
+    weights = paddle.concat([paddle.zeros([n_edges, 1], dtype), op_weights], axis=1) * edge_factor
+    if w is None:
+        return _unstack(weights), None
+    h_alpha = paddle.sum(_entropy(op_weights)) / _const(n_edges // len(CELLS), dtype)
+    two_edges = paddle.sum(per_node(paddle.clip(beta, min=0.0, max=1.0), 0.0), axis=1) - 2
+    nodes = paddle.sum(_const(DAAS_EDGES_WEIGHT, dtype) * two_edges * two_edges
+                       + _entropy(edge_share))
+    term = _const(DAAS_LOSS_WEIGHT, dtype) * w[0] * (w[1] * h_alpha + DAAS_NODE_WEIGHT * nodes)
+    return _unstack(weights), paddle.reshape(term, [])
 
 
-def _daas_weights(op_weights, capped):
-    """W [edges, 8]: 'none' column 0; node n's edges scaled by softmax(min(beta,1)) * inputs."""
+def _entropy(p, axis=-1):
+    """Entropy of each distribution along `axis`; padding entries (p = 0) add nothing."""
     import paddle
-    import paddle.nn.functional as F
 
-    dtype = op_weights.dtype
-    edge = [paddle.ones([2], dtype)]
-    edge += [F.softmax(b, axis=0) * (n + 2) for n, b in zip(BETA_NODES, capped)]
-    zeros = paddle.zeros([op_weights.shape[0], 1], dtype)
-    return paddle.concat([zeros, op_weights], axis=1) * paddle.unsqueeze(paddle.concat(edge), -1)
-
-
-def _daas_loss(parts, w):
-    """0.1 w1 (w2 H(alpha) + 4 sum_nodes [0.2 (sum_{beta>0} min(beta,1) - 2)^2 + H(beta)]),
-    parts: {cell: _daas_parts(alpha, beta)}."""
-    import paddle
-    import paddle.nn.functional as F
-
-    h_alpha, nodes = 0, 0
-    for op_weights, capped in parts.values():
-        h_alpha = h_alpha + paddle.mean(_entropy(op_weights))
-        for b in capped:
-            two_edges = paddle.sum(paddle.clip(b, min=0.0)) - 2
-            nodes = nodes + _const(DAAS_EDGES_WEIGHT, b.dtype) * two_edges * two_edges \
-                + _entropy(F.softmax(b, axis=0))
-    term = _const(DAAS_LOSS_WEIGHT, w.dtype) * w[0] * (w[1] * h_alpha + DAAS_NODE_WEIGHT * nodes)
-    return paddle.reshape(term, [])
+    tiny = paddle.full([1], 1e-30, p.dtype)
+    return -paddle.sum(p * paddle.log(paddle.maximum(p, tiny)), axis=axis)
