@@ -33,7 +33,7 @@ import numpy as np
 
 from . import train_cli, training
 from .checkpoint import save_checkpoint
-from .cli import DATASETS, setup_logging
+from .cli import DATASETS, run_main, setup_logging
 from .data import get_spec
 from .errors import UserError
 from .genotype import genotype_to_json, resolve_arch
@@ -149,15 +149,9 @@ def fill(state, assigns, shapes):
 # --------------------------------------------------------------------------- the target network
 
 @dataclass
-class Target:
+class Target(Facts):
     """The network the tensors are converted into (flags, else what the tensors say)."""
 
-    kind: str  # 'cifar', 'imagenet' or 'search'
-    C: int
-    layers: int
-    num_classes: int
-    in_channels: int
-    auxiliary: bool
     dataset: str
     genotype: object = None
     arch: str = ""
@@ -372,14 +366,13 @@ def parser():
     return p
 
 
-def main(argv=None):
+def _main(argv):
     setup_logging()
-    try:
-        convert(parser().parse_args(argv))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    convert(parser().parse_args(argv))
+
+
+def main(argv=None):
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 import argparse
 import sys
 
-from darts_paddle.errors import UserError
+from darts_paddle.cli import run_main
 
 from . import describe, known_names, load_dataset
 
 
-def main(argv=None) -> int:
+def _main(argv):
     parser = argparse.ArgumentParser(prog="python -m darts_paddle.data",
                                      description="Load a data set and print its summary.")
     parser.add_argument("name", help="one of: " + ", ".join(known_names()))
@@ -16,13 +16,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-download", action="store_true",
                         help="fail instead of downloading missing files")
     args = parser.parse_args(argv)
-    try:
-        for train in (True, False):
-            print(describe(load_dataset(args.name, args.data, train, not args.no_download)))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    for train in (True, False):
+        print(describe(load_dataset(args.name, args.data, train, not args.no_download)))
+
+
+def main(argv=None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":
