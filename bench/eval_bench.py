@@ -27,6 +27,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from search_bench import random_batches  # noqa: E402  (drawn apart from weights and masks)
+
+DROP_PROB = 0.1  # drop path mid-training (the probability ramps from 0 to drop_path_prob)
 
 CONFIGS = {
     "cifar": dict(kind="cifar", C=36, layers=20, num_classes=10, image_size=32,
@@ -59,12 +63,13 @@ def child(name, batch, steps, arch):
     runner.run_startup(programs.startup)
     rng = np.random.default_rng(0)
     runner.set_all(programs.initial_values(rng))
+    data = random_batches(batch, cfg.image_size, cfg.num_classes)
 
     def feed():
-        x = rng.standard_normal((batch, 3, cfg.image_size, cfg.image_size)).astype(np.float32)
-        f = dict(x=x, y=rng.integers(0, cfg.num_classes, batch).astype(np.int64))
+        x, y = data()
+        f = dict(x=x, y=y)
         if "drop_mask" in programs.train.feeds:
-            f["drop_mask"] = drop_path_masks(rng, programs.network.drop_paths, batch, 0.1)
+            f["drop_mask"] = drop_path_masks(rng, programs.network.drop_paths, batch, DROP_PROB)
         return f
 
     def timed(prog, f):
@@ -88,6 +93,14 @@ def child(name, batch, steps, arch):
                 rss_MB=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def run_child(name, batch, steps, arch):
+    """One configuration in its own process -> the child's result dict."""
+    out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(steps),
+                          f"--{name}_batch", str(batch), "--arch", arch],
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", default=["cifar", "imagenet"], choices=list(CONFIGS))
@@ -103,11 +116,7 @@ def main():
         return
     results = []
     for name in args.configs:
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--steps",
-                              str(args.steps), f"--{name}_batch", str(batches[name]),
-                              "--arch", args.arch],
-                             check=True, capture_output=True, text=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
+        r = run_child(name, batches[name], args.steps, args.arch)
         results.append(r)
         print(f"{name:8s} {r['arch']} batch {r['batch']}: params {r['params']:,}, "
               f"{r['madds_M']}M mult-adds, train program {r['ops']} ops, "

@@ -21,6 +21,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+DATA_SEED = 1  # the batches, drawn apart from the weights: compare_torch.py feeds PyTorch the same
+
+
+def random_batches(batch, image_size=32, num_classes=10, seed=DATA_SEED):
+    """() -> the next random (x, y) batch of a fixed sequence, as numpy."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return lambda: (rng.standard_normal((batch, 3, image_size, image_size)).astype(np.float32),
+                    rng.integers(0, num_classes, batch).astype(np.int64))
 
 
 def child(batch, steps, process_start, method_name="darts"):
@@ -35,6 +45,7 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle.methods import MethodConfig
     from darts_paddle.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
+    from darts_paddle.train_programs import multiply_adds
 
     method = MethodConfig(method_name)
     knobs = method.knobs(10, 50)  # mid-search: every knob on
@@ -45,8 +56,7 @@ def child(batch, steps, process_start, method_name="darts"):
     runner.run_startup(programs.startup)
     rng = np.random.default_rng(0)
     runner.set_all(programs.initial_values(rng))
-    data = lambda: (rng.standard_normal((batch, 3, 32, 32)).astype(np.float32),  # noqa: E731
-                    rng.integers(0, 10, batch).astype(np.int64))
+    data = random_batches(batch)
     second, first = Architect(runner, programs, True), Architect(runner, programs, False)
     second.set_knobs(knobs)
     first.set_knobs(knobs)
@@ -74,6 +84,8 @@ def child(batch, steps, process_start, method_name="darts"):
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
     return {"method": method_name, "batch": batch, "build_s": build_s, "first_step_s": first_step,
             "startup_s": first_done - process_start - med["step2"], "ops": ops,
+            "first_done_s": first_done - process_start,
+            "madds": multiply_adds(programs["evaluate"]),
             "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "FLAGS_paddle_num_threads",
                                                    "FLAGS_new_executor_serial_run")},

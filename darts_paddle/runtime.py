@@ -43,7 +43,7 @@ def _default_env():
     }
 
 
-def _tune_malloc():
+def tune_malloc():
     """Keep large freed blocks in the heap instead of unmapping them after every op."""
     if os.environ.get("DARTS_PADDLE_MALLOC", "tuned") != "tuned":
         return False
@@ -68,7 +68,7 @@ def configure():
         return
     for key, value in _default_env().items():
         os.environ.setdefault(key, value)
-    _tune_malloc()
+    tune_malloc()
     # paddle.utils.cpp_extension warns about a missing ccache at import: irrelevant here.
     warnings.filterwarnings("ignore", message=".*ccache.*")
     # paddle.static.gradients itself asks a PIR value for its place and warns about it.

@@ -1,0 +1,54 @@
+"""bench/compare_torch.py without running a network: torch missing, and the table and ratio
+line from given child results (the children themselves are the benchmark)."""
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+sys.path.insert(0, BENCH)
+
+import compare_torch  # noqa: E402
+
+
+def test_without_torch_it_says_how_to_install_and_fails(monkeypatch, capsys):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    monkeypatch.setattr(sys, "argv", ["compare_torch.py", "--quick"])
+    assert compare_torch.main() == 2
+    err = capsys.readouterr().err
+    assert "pip install torch==2.13.0" in err and "pip install darts-paddle[torch]" in err
+
+
+def search_result(batch, scale):
+    return {"batch": batch, "first_done_s": 20.0 * scale, "pass_s": 2.0 * scale,
+            "step1_s": 4.0 * scale, "step2_s": 10.0 * scale, "rss_gb": 3.0, "madds": 300e6,
+            "env": {"OMP_NUM_THREADS": "1"}}
+
+
+def test_table_and_ratio_line(monkeypatch, capsys):
+    pytest.importorskip("torch")  # the settings line reads torch's version
+    monkeypatch.setattr(compare_torch.search_bench, "run_child",
+                        lambda b, steps, method: search_result(b, 1.5))
+    monkeypatch.setattr(compare_torch.eval_bench, "run_child",
+                        lambda *a: {"batch": 96, "step_s": 8.0, "infer_img_s": 40.0,
+                                    "madds_M": 500.0, "rss_MB": 2048})
+
+    def torch_child(kind, args, batch=0):
+        if kind == "search":
+            return search_result(batch, 1.0)
+        return {"batch": 96, "step_s": 10.0, "infer_img_s": 50.0, "madds": 500e6, "rss_gb": 1.0}
+
+    monkeypatch.setattr(compare_torch, "run_torch_child", torch_child)
+    monkeypatch.setattr(sys, "argv", ["compare_torch.py", "--batches", "16", "64"])
+    assert compare_torch.main() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "ratio ours/pytorch: search-1st 1.50, search-2nd 1.50, eval-train 0.80"
+    # 300M multiply-adds x 3 (forward + backward) x 64 samples x 5 passes x 2 flops / 10 s
+    row = next(line for line in out if line.startswith("search b64 2nd-order step GFLOP/s"))
+    assert row.split()[-3:] == ["38.40", "57.60", "0.67"]
+    assert any(line.startswith("eval b96 peak RSS GB") and line.split()[-1] == "2.00"
+               for line in out)
