@@ -153,14 +153,6 @@ def flags(root, save):
             "--report_freq", "1"]
 
 
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    fx.write_cifar10(str(root), fx.random_uint8((40, 3072), 1), np.arange(40) % 10,
-                     fx.random_uint8((16, 3072), 2), np.arange(16) % 10)
-    return str(root)
-
-
 # train.py with the other process's initial state scrambled (the broadcast must undo it),
 # optionally interrupted at the start of epoch CUT_AT (as Ctrl-C would)
 WRAPPER = """

@@ -127,7 +127,7 @@ def daas_numpy(alpha, beta, w1, w2):
     sizes = [3, 4, 5]
     parts = np.split(beta, np.cumsum(sizes)[:-1])
     edge = [1.0, 1.0]
-    node_terms, h_beta = 0.0, 0.0
+    node_terms = 0.0
     for n, b in zip(sizes, parts):
         q = softmax(np.minimum(b, 1))
         edge += list(q * n)

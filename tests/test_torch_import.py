@@ -342,14 +342,6 @@ def test_unreadable_inputs_are_user_errors(cifar_checkpoint, supernet, tmp_path,
 
 # --------------------------------------------------------------------------- train.py --init_from
 
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar-data")
-    fx.write_cifar10(str(root), fx.random_uint8((40, 3072), 1), np.arange(40) % 10,
-                     fx.random_uint8((16, 3072), 2), np.arange(16) % 10)
-    return str(root)
-
-
 def test_train_init_from_a_converted_checkpoint(cifar_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     net = randomize(tm.eval_network("cifar", G.DARTS_V2, 8, 10, 2, True), 6)

@@ -21,8 +21,8 @@ from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.train_programs import (TrainConfig, build_train_programs,  # noqa: E402
                                          criterion)
 
-import data_fixtures as fx  # noqa: E402
 import train as train_script  # noqa: E402
+
 
 def make(cfg, genotype=G.DARTS_V2):
     programs = build_train_programs(cfg, genotype)
@@ -152,16 +152,6 @@ def test_unreadable_checkpoints_are_user_errors_naming_the_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- train.py
-
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    train_labels = np.arange(40) % 10
-    test_labels = np.arange(16) % 10
-    fx.write_cifar10(str(root), fx.random_uint8((40, 3072), 1), train_labels,
-                     fx.random_uint8((16, 3072), 2), test_labels)
-    return str(root)
-
 
 def flags(root, save, *extra):
     # 2 layers of C 8 on 32x32: both cells reduce, the auxiliary head sees 8x8 maps
