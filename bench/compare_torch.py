@@ -2,7 +2,7 @@
 
     python bench/compare_torch.py [--quick] [--batches 16 64] [--steps 3] [--eval_steps 3]
                                   [--torch_threads 2] [--torch_interop 1]
-                                  [--torch_malloc tuned|glibc]
+                                  [--torch_malloc tuned|glibc] [--depthwise paddle|onednn]
 
 Rows (each side and each batch size in its own process: peak RSS is per process):
   search   the default supernet (C 16, 8 layers, 10 classes, 1,930,618 weights, 32x32):
@@ -25,7 +25,8 @@ Threads, the same budget on both sides (2 cores here): ours runs with the runtim
 (runtime.py: single-threaded kernels, the executor running independent ops side by side);
 PyTorch with torch.set_num_threads(2) (1 interop thread: eager autograd on the CPU does not
 use them, 1 and 2 measured equal) and our malloc settings (1-2 % faster than glibc's
-defaults at batch 64), the best we found.
+defaults at batch 64), the best we found.  `--depthwise onednn` times our opt-in oneDNN
+depthwise kernels instead (onednn.py; OpenMP then gets both cores: OMP_NUM_THREADS=2).
 The last line: `ratio ours/pytorch: search-1st X, search-2nd X, eval-train X` at the
 largest batch run (below 1: we are faster).  torch is optional: without it the script says
 how to install it and exits with status 2.
@@ -236,7 +237,8 @@ def settings(args, env):
     return (f"{datetime.date.today()}, paddlepaddle {version('paddlepaddle')}, torch "
             f"{torch.__version__}, {os.cpu_count()} cores\n"
             "threads: ours " + " ".join(f"{k}={v}" for k, v in env.items())
-            + f" DARTS_PADDLE_MALLOC={os.environ.get('DARTS_PADDLE_MALLOC', 'tuned')}; "
+            + f" DARTS_PADDLE_MALLOC={os.environ.get('DARTS_PADDLE_MALLOC', 'tuned')}"
+            + f" DARTS_PADDLE_DEPTHWISE={os.environ.get('DARTS_PADDLE_DEPTHWISE', 'paddle')}; "
             f"pytorch torch.set_num_threads({args.torch_threads}), "
             f"torch.set_num_interop_threads({args.torch_interop}), "
             + ("tuned malloc" if args.torch_malloc == "tuned" else "glibc malloc defaults"))
@@ -275,6 +277,9 @@ def main():
     p.add_argument("--torch_interop", type=int, default=1)
     p.add_argument("--torch_malloc", choices=["tuned", "glibc"], default="tuned",
                    help="PyTorch's allocator: our runtime's mallopt settings or glibc's")
+    p.add_argument("--depthwise", choices=["paddle", "onednn"], default=None,
+                   help="our depthwise kernels (DARTS_PADDLE_DEPTHWISE, default: the runtime's "
+                        "default, paddle)")
     p.add_argument("--child", choices=["search", "eval"], help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)
@@ -293,6 +298,9 @@ def main():
         return 2
     if args.quick:
         args.batches, args.steps, args.eval_steps = [16], 2, 2
+    if args.depthwise:  # read by our children's runtime.configure()
+        os.environ["DARTS_PADDLE_DEPTHWISE"] = args.depthwise
+    load_before = os.getloadavg()[0]  # other processes' load skews both sides
     rows, ratios, env = [], {}, {}
     for b in args.batches:
         ours, theirs = compare_search(b, args)
@@ -304,6 +312,8 @@ def main():
     rows += eval_rows(ours, theirs)
     ratios["eval-train"] = ours["step_s"] / theirs["step_s"]
     print(settings(args, env or {"runtime": "defaults"}))
+    print(f"machine load (1-minute average) at start {load_before:.2f}, at end "
+          f"{os.getloadavg()[0]:.2f} (the run itself keeps about 2 busy)")
     print_table(rows)
     print("ratio ours/pytorch: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     return 0

@@ -38,9 +38,9 @@ def child(batch, steps, process_start, method_name="darts"):
 
     import numpy as np
 
-    from darts_paddle.runtime import import_paddle
+    from darts_paddle import runtime
 
-    import_paddle()
+    runtime.import_paddle()
     from darts_paddle.architect import ON, Architect
     from darts_paddle.methods import MethodConfig
     from darts_paddle.programs import SearchConfig, build_search_programs
@@ -89,6 +89,7 @@ def child(batch, steps, process_start, method_name="darts"):
             "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "FLAGS_paddle_num_threads",
                                                    "FLAGS_new_executor_serial_run")},
+            "depthwise": runtime.depthwise_backend(),
             **{k + "_s": v for k, v in med.items()},
             **{k + "_all": v for k, v in timings.items()}}
 
@@ -115,7 +116,8 @@ def table(results):
               f"{r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
               f"{r['step1_s']:>12.2f} {r['step2_s']:>12.2f} {r['step2_s'] / r['step1_s']:>8.2f} "
               f"{r['rss_gb']:>12.2f}")
-    print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items()))
+    print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items())
+          + f", depthwise convs on {results[0]['depthwise']} kernels")
 
 
 def main():

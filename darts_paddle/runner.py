@@ -6,16 +6,21 @@ rest of the code never sees feeds, fetch lists or scopes.
 
 import numpy as np
 
-from .runtime import get_place, import_paddle
+from .runtime import depthwise_backend, get_place, import_paddle
 
 
 class Runner:
-    def __init__(self, place=None, dtype="float32"):
+    def __init__(self, place=None, dtype="float32", depthwise=None):
+        """depthwise: 'paddle' or 'onednn' kernels for the depthwise convs on the CPU
+        (default: runtime.depthwise_backend())."""
         paddle = import_paddle()
         self.dtype = np.dtype(dtype)  # floating feeds and values are cast to it
         self.place = place if place is not None else get_place()
         self.scope = paddle.static.Scope()
         self.exe = paddle.static.Executor(self.place)
+        depthwise = depthwise or depthwise_backend()
+        self._onednn = depthwise == "onednn" and isinstance(self.place, paddle.CPUPlace)
+        self._placed = set()  # ids of the programs whose kernels were chosen
 
     def run(self, prog, **feed):
         """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy.
@@ -28,6 +33,11 @@ class Runner:
         if missing:
             raise ValueError(f"missing feeds {sorted(missing)}")
         feed = {k: self._cast(v) for k, v in feed.items() if k in prog.feeds}
+        if self._onednn and id(prog.program) not in self._placed:
+            from .onednn import place_depthwise
+
+            place_depthwise(prog.program)  # before the first run, which fixes the kernels
+            self._placed.add(id(prog.program))
         with paddle.static.scope_guard(self.scope):
             out = self.exe.run(prog.program, feed=feed, fetch_list=prog.fetch,
                                scope=self.scope)

@@ -12,6 +12,10 @@ Defaults chosen by measurement on a 2-core CPU (bench/search_bench.py, README):
   a batch-64 gradient pass takes 13.5 s against 23.5 s with one op at a time and two OpenMP
   threads, for 7.6 GB peak memory instead of 5.6 GB (the architect's in-place vector
   programs passed tests/test_search_core.py in both modes when this default was chosen);
+- with DARTS_PADDLE_DEPTHWISE=onednn (opt-in, onednn.py) the depthwise convs run on
+  oneDNN, multi-threaded; the executor then runs the program's ops one at a time, so
+  OpenMP gets both cores (OMP_NUM_THREADS = 2): a batch-16 pass takes 2.7 s against 3.6 s
+  (3.8 s with one thread);
 - glibc's default malloc returns the large conv buffers to the kernel after every op
   (40 % of a batch-64 step went to page faults); raising the mmap and trim thresholds
   keeps them in the heap.  Set through mallopt() because the MALLOC_* variables are only
@@ -31,9 +35,23 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
 
+DEPTHWISE_BACKENDS = ("paddle", "onednn")
+
+
+def depthwise_backend():
+    """'paddle' (default kernels) or 'onednn' (DARTS_PADDLE_DEPTHWISE=onednn, onednn.py)."""
+    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", "paddle")
+    if backend not in DEPTHWISE_BACKENDS:
+        from .errors import UserError
+
+        raise UserError(f"DARTS_PADDLE_DEPTHWISE={backend}: use one of "
+                        f"{', '.join(DEPTHWISE_BACKENDS)} (or leave it unset)")
+    return backend
+
+
 def _default_env():
     return {
-        "OMP_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "2" if depthwise_backend() == "onednn" else "1",
         "FLAGS_paddle_num_threads": "1",
         "FLAGS_new_executor_serial_run": "0",
         # Paddle logs every executor start at INFO level and warns on harmless PIR

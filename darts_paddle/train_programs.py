@@ -227,11 +227,11 @@ def multiply_adds(prog):
     Read from the built program (output and weight shapes), so it counts what runs."""
     total = 0
     for op in prog.program.global_block().ops:
-        name = op.name()
-        if name in ("pd_op.conv2d", "pd_op.depthwise_conv2d"):
+        name = op.name().split(".")[-1]  # pd_op, or onednn_op (onednn.py)
+        if name in ("conv2d", "depthwise_conv2d"):
             out, weight = op.result(0).shape, op.operand_source(1).shape
             total += _prod(out[1:]) * _prod(weight[1:])
-        elif name == "pd_op.matmul":
+        elif name == "matmul":
             a, out = op.operand_source(0).shape, op.result(0).shape
             total += _prod(out[1:]) * a[-1]
     return total

@@ -1,0 +1,130 @@
+"""The opt-in oneDNN depthwise convolutions (onednn.py) against Paddle's default kernels.
+
+PADDLE_NOTES.md: oneDNN kernels can return wrong gradients without an error, so every kind
+of depthwise conv the networks use (kernel 3 and 5, stride 1 and 2, dilation 1 and 2) is
+compared op by op, and a whole supernet gradient pass is compared with a float64 run of
+the default kernels: oneDNN in float32 must be as close to it as the default kernels in
+float32 are."""
+
+import numpy as np
+import pytest
+
+from darts_paddle.runtime import import_paddle
+
+paddle = import_paddle()
+
+import paddle.nn.functional as F  # noqa: E402
+
+from darts_paddle import onednn  # noqa: E402
+from darts_paddle.architect import OFF, ON  # noqa: E402
+from darts_paddle.errors import UserError  # noqa: E402
+from darts_paddle.programs import Prog, SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.runner import Runner  # noqa: E402
+from darts_paddle.supernet import ALPHAS  # noqa: E402
+from darts_paddle import runtime  # noqa: E402
+
+# (channels, size, kernel, stride, dilation): sep/dil convs at stride 1 and 2
+KINDS = [(8, 12, 3, 1, 1), (8, 12, 5, 1, 1), (8, 12, 3, 1, 2), (8, 12, 5, 1, 2),
+         (6, 9, 3, 2, 1), (6, 10, 5, 2, 1), (6, 10, 3, 2, 2), (6, 11, 5, 2, 2)]
+BATCH = 3
+
+
+def conv_program():
+    """Every kind of conv, its output and both gradients under a random output gradient."""
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    fetch = []
+    with paddle.static.program_guard(main, startup):
+        for i, (c, size, k, stride, dil) in enumerate(KINDS):
+            x = paddle.static.data(f"x{i}", [BATCH, c, size, size], "float32")
+            w = paddle.static.data(f"w{i}", [c, 1, k, k], "float32")
+            x.stop_gradient = w.stop_gradient = False
+            y = F.conv2d(x, w, stride=stride, padding=dil * (k // 2), dilation=dil, groups=c)
+            r = paddle.static.data(f"r{i}", y.shape, "float32")
+            gx, gw = paddle.static.gradients([y], [x, w], target_gradients=[r])
+            fetch += [paddle.scale(v, 1.0) for v in (y, gx, gw)]  # not the convs' own values
+    feeds = [v for i in range(len(KINDS)) for v in (f"x{i}", f"w{i}", f"r{i}")]
+    return Prog(main, feeds, fetch)
+
+
+def conv_feed():
+    rng = np.random.default_rng(0)
+    feed = {}
+    for i, (c, size, k, stride, dil) in enumerate(KINDS):
+        out = (size - 1) // stride + 1
+        feed.update({f"x{i}": rng.standard_normal((BATCH, c, size, size)),
+                     f"w{i}": rng.standard_normal((c, 1, k, k)),
+                     f"r{i}": rng.standard_normal((BATCH, c, out, out))})
+    return feed
+
+
+def kernels(prog):
+    return sorted({op.name() for op in prog.program.global_block().ops if "depthwise" in op.name()})
+
+
+@pytest.fixture(scope="module")
+def placed():
+    """Skip where this Paddle cannot place convs on oneDNN (no oneDNN build)."""
+    prog = conv_program()
+    if onednn.place_depthwise(prog.program) == 0:
+        pytest.skip("this Paddle cannot run depthwise convs on oneDNN")
+    return prog
+
+
+def test_every_kind_of_depthwise_conv_matches_the_default_kernels(placed):
+    assert kernels(placed) == ["onednn_op.depthwise_conv2d", "onednn_op.depthwise_conv2d_grad"]
+    reference = conv_program()
+    expected = Runner(paddle.CPUPlace(), depthwise="paddle").run(reference, **conv_feed())
+    assert kernels(reference) == ["pd_op.depthwise_conv2d", "pd_op.depthwise_conv2d_grad"]
+    got = Runner(paddle.CPUPlace(), depthwise="onednn").run(placed, **conv_feed())
+    for i, (e, g) in enumerate(zip(expected, got)):
+        what = f"{['output', 'input gradient', 'filter gradient'][i % 3]} of {KINDS[i // 3]}"
+        assert e.shape == g.shape, what
+        assert np.abs(g - e).max() <= 1e-5 * np.abs(e).max(), what
+
+
+CFG = SearchConfig(C=4, layers=3, num_classes=5, image_size=8, unrolled=False)
+
+
+def gradients(dtype, depthwise):
+    """loss and every G_ of one supernet gradient pass (weights and alphas from seed 0)."""
+    import dataclasses
+
+    programs = build_search_programs(dataclasses.replace(CFG, dtype=dtype))
+    runner = Runner(paddle.CPUPlace(), dtype=dtype, depthwise=depthwise)
+    runner.run_startup(programs.startup)
+    runner.set_all(programs.initial_values(np.random.default_rng(0)))
+    for name, value in zip(ALPHAS, np.random.default_rng(1).standard_normal((2, 14, 8))):
+        runner.set(name, value)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 3, 8, 8)), rng.integers(0, 5, 4)
+    loss, _ = runner.run(programs["grad"], x=x, y=y, bn_update=OFF, phase=ON)
+    names = [*ALPHAS, *programs.network.params.banks]
+    return programs, {"loss": loss, **{n: runner.get("G_" + n) for n in names}}
+
+
+def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed):
+    programs, got = gradients("float32", "onednn")
+    assert "onednn_op.depthwise_conv2d_grad" in kernels(programs["grad"])
+    _, default = gradients("float32", "paddle")
+    _, exact = gradients("float64", "onednn")  # float64: left on the default kernels
+    for name, e in exact.items():
+        scale = np.abs(e).max()
+        ours, theirs = np.abs(got[name] - e).max() / scale, np.abs(default[name] - e).max() / scale
+        assert ours <= 3 * theirs + 1e-6, (name, ours, theirs)
+
+
+def test_float64_programs_keep_the_default_kernels():
+    programs = build_search_programs(CFG.__class__(**{**CFG.__dict__, "dtype": "float64"}))
+    assert onednn.place_depthwise(programs["grad"].program) == 0
+    assert kernels(programs["grad"]) == ["pd_op.depthwise_conv2d", "pd_op.depthwise_conv2d_grad"]
+
+
+def test_backend_choice_and_its_thread_default(monkeypatch):
+    monkeypatch.setenv("DARTS_PADDLE_DEPTHWISE", "onednn")
+    assert runtime.depthwise_backend() == "onednn"
+    assert runtime._default_env()["OMP_NUM_THREADS"] == "2"
+    monkeypatch.delenv("DARTS_PADDLE_DEPTHWISE")
+    assert runtime._default_env()["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("DARTS_PADDLE_DEPTHWISE", "mkl")
+    with pytest.raises(UserError, match="DARTS_PADDLE_DEPTHWISE=mkl: use one of paddle, onednn"):
+        runtime.depthwise_backend()
