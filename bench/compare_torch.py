@@ -222,6 +222,15 @@ def eval_rows(ours, theirs):
             (f"eval b{b} peak RSS GB", ours["rss_MB"] / 1024, theirs["rss_gb"])]
 
 
+def repetitions(ours, theirs):
+    """Every timed repetition of the search rows: a median hides what a noisy machine did."""
+    b = ours["batch"]
+    return [f"search b{b} {label} s: ours " + " ".join(f"{t:.2f}" for t in ours[k + "_all"])
+            + " | pytorch " + " ".join(f"{t:.2f}" for t in theirs[k + "_all"])
+            for k, label in (("pass", "gradient pass"), ("step1", "1st-order step"),
+                             ("step2", "2nd-order step"))]
+
+
 def print_table(rows):
     print(f"{'':34} {'ours':>9} {'pytorch':>9} {'ours/pytorch':>13}")
     for label, a, b in rows:
@@ -301,10 +310,11 @@ def main():
     if args.depthwise:  # read by our children's runtime.configure()
         os.environ["DARTS_PADDLE_DEPTHWISE"] = args.depthwise
     load_before = os.getloadavg()[0]  # other processes' load skews both sides
-    rows, ratios, env = [], {}, {}
+    rows, ratios, env, reps = [], {}, {}, []
     for b in args.batches:
         ours, theirs = compare_search(b, args)
         rows += search_rows(ours, theirs)
+        reps += repetitions(ours, theirs)
         env = ours["env"]
         ratios["search-1st"] = ours["step1_s"] / theirs["step1_s"]
         ratios["search-2nd"] = ours["step2_s"] / theirs["step2_s"]
@@ -315,6 +325,7 @@ def main():
     print(f"machine load (1-minute average) at start {load_before:.2f}, at end "
           f"{os.getloadavg()[0]:.2f} (the run itself keeps about 2 busy)")
     print_table(rows)
+    print("\n".join(reps))
     print("ratio ours/pytorch: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     return 0
 

@@ -26,6 +26,8 @@ def test_without_torch_it_says_how_to_install_and_fails(monkeypatch, capsys):
 def search_result(batch, scale):
     return {"batch": batch, "first_done_s": 20.0 * scale, "pass_s": 2.0 * scale,
             "step1_s": 4.0 * scale, "step2_s": 10.0 * scale, "rss_gb": 3.0, "madds": 300e6,
+            "pass_all": [2.0 * scale], "step1_all": [4.0 * scale, 4.1 * scale],
+            "step2_all": [10.0 * scale],
             "env": {"OMP_NUM_THREADS": "1"}}
 
 
@@ -52,3 +54,4 @@ def test_table_and_ratio_line(monkeypatch, capsys):
     assert row.split()[-3:] == ["38.40", "57.60", "0.67"]
     assert any(line.startswith("eval b96 peak RSS GB") and line.split()[-1] == "2.00"
                for line in out)
+    assert "search b16 1st-order step s: ours 6.00 6.15 | pytorch 4.00 4.10" in out
