@@ -74,7 +74,7 @@ def child(batch, steps, process_start, method_name="darts"):
     for _ in range(steps):
         x, y = data()
         t = time.time()
-        runner.run(programs["grad"], x=x, y=y, bn_update=ON, phase=ON, **knobs)
+        runner.run(programs["grad"], x=x, y=y, bn_update=ON, phase=ON, **first.refresh())
         timings["pass"].append(time.time() - t)
     # no warm-up needed for first order: its programs all ran in the first step
     for _ in range(steps):

@@ -13,8 +13,10 @@ arithmetic round trip).  The BN running statistics are left alone by all these e
 (bn_update = 0); in first order the validation pass updates them as in the original code.
 See programs.py for what each program computes.
 
-Search methods beyond plain DARTS (methods.py) read per-epoch knobs (`set_knobs`) and a
-`phase`: 1 in every architect pass above, 0 in the weight pass.
+Search methods beyond plain DARTS (methods.py) read per-epoch knobs (`set_knobs`), knobs
+computed from the current alphas (the soft top-k thresholds, the genotype's mask; refreshed
+before each step and after the alpha update) and a `phase`: 1 in every architect pass
+above, 0 in the weight pass.
 """
 
 import numpy as np
@@ -26,23 +28,35 @@ OFF = np.zeros(1, np.float32)
 class Architect:
     def __init__(self, runner, programs, unrolled=False):
         self.runner, self.p, self.unrolled = runner, programs, unrolled
-        self.knobs = {}
+        self.knobs = self.current = {}
         if unrolled and "unroll" not in programs.progs:
             raise ValueError("second order needs programs built with unrolled=True")
 
     def set_knobs(self, knobs):
         """This epoch's method knobs ({feed name: array}, methods.MethodConfig.knobs)."""
         self.knobs = dict(knobs)
+        self.refresh()
+
+    def refresh(self):
+        """The knobs of the next passes: this epoch's, plus those that follow alpha's
+        current value (methods.MethodConfig.alpha_knobs); returns them."""
+        method = self.p.config.method
+        self.current = self.knobs
+        if method.follows_alpha:
+            arch = {n: self.runner.get(n) for n in self.p.config.arch_names}
+            self.current = {**self.knobs, **method.alpha_knobs(arch, self.knobs)}
+        return self.current
 
     def gradient(self, batch, bn_update, phase=ON):
         """One forward/backward pass: fills G_w and G_alpha; returns (loss, accuracy)."""
         x, y = batch
         loss, acc = self.runner.run(self.p["grad"], x=x, y=y, bn_update=bn_update,
-                                    phase=phase, **self.knobs)
+                                    phase=phase, **self.current)
         return float(loss), float(acc)
 
     def step(self, train_batch, valid_batch, eta):
         """Update alpha on a validation batch; returns the validation (loss, accuracy)."""
+        self.refresh()
         if self.unrolled:
             result = self._second_order_gradient(train_batch, valid_batch, eta)
         else:
@@ -64,6 +78,7 @@ class Architect:
 
     def weight_step(self, train_batch):
         """The ordinary weight update on the training batch (after the alpha step)."""
+        self.refresh()  # alpha has just moved
         result = self.gradient(train_batch, ON, phase=OFF)
         self.runner.run(self.p["weight_step"])
         return result

@@ -19,7 +19,11 @@ first): the factor of op k on edge e.  The method decides W:
 One gradient program serves every pass (its cost grows faster than its ops, PADDLE_NOTES.md),
 so what changes between passes and epochs is fed: `phase` (1 in the architect's passes, 0 in
 the weight pass), `temperature`, `hd` (hard discretization on from --hd_start) and `daas_w`
-(the DAAS loss weights w1, w2).  Plain DARTS feeds none of them: its programs are unchanged.
+(the DAAS loss weights w1, w2).  What is a selection or a root of the current alphas is
+computed on the host after every alpha update and fed too (`alpha_knobs`): the one-hot
+genotype mask `hard`, and `topk_u`, the soft top-k thresholds (a bisection in float64; in the
+program it would be ~250 ops).  The program attaches the thresholds' implicit gradient
+itself.  Plain DARTS feeds none of them: its programs are unchanged.
 
 Our reading where section 9 leaves a choice (tests pin each one):
 - TopK_edge ranks an edge's 7 non-'none' ops (the 'none' column passes unchanged: 'none' adds
@@ -47,8 +51,8 @@ BETA_NODES = (1, 2, 3)  # nodes with 3, 4, 5 inputs carry DAAS edge weights
 BETA_INIT = {1: 0.666, 2: 0.5, 3: 0.4}
 DAAS_ALPHA_FROZEN = 7  # alpha's learning rate is 0 in epochs 1..7
 DAAS_LOSS_WEIGHT, DAAS_NODE_WEIGHT, DAAS_EDGES_WEIGHT = 0.1, 4.0, 0.2
-BISECTION_STEPS = 24  # u's bracket (spread * t + 60) halved 24 times: < 1e-5
-_BRACKET = 30.0
+BISECTION_STEPS = 64  # float64: the bracket (spread * t + 60) shrinks below rounding
+_BRACKET = 30.0  # sigmoid(-30) ~ 1e-13: beyond this margin a row sums to ~0 or to ~n
 
 
 @dataclass
@@ -150,6 +154,43 @@ class MethodConfig:
             knobs["daas_w"] = np.array(self.daas_loss_weights(epoch, epochs))
         return knobs
 
+    @property
+    def follows_alpha(self):
+        """Do the programs read knobs computed from the current alphas (`alpha_knobs`)?"""
+        return self.topk or self.hd_on_weights or self.dal_on_alphas
+
+    def alpha_knobs(self, arch, knobs):
+        """{feed name: array} that follow the alphas `arch` (raw values): the soft top-k
+        thresholds at this epoch's `knobs["temperature"]`, the one-hot genotype mask."""
+        if not self.follows_alpha:
+            return {}
+        soft = np.concatenate([softmax(np.asarray(arch[f"alphas_{c}"], np.float64))
+                               for c in CELLS])
+        result = {}
+        if self.topk:
+            x, k, valid = topk_rows_numpy(soft)
+            result["topk_u"] = topk_offsets(x, k, float(knobs["temperature"][0]), valid)
+        if self.hd_on_weights or self.dal_on_alphas:
+            result["hard"] = hard_mask_numpy(soft)
+        return result
+
+    def knob_shapes(self, training):
+        """{feed name: shape} a program reads.  The gradient program reads them all (and
+        `phase` where the passes differ); the inference program only what shapes the
+        weight pass's network."""
+        shapes = {}
+        if self.topk and (training or self.topk_on_weights):
+            shapes.update(temperature=[1], topk_u=[_topk_layout()[2].shape[0], 1])
+        if self.hd_on_weights:
+            shapes["hd"] = [1]
+        if self.hd_on_weights or (training and self.dal_on_alphas):
+            shapes["hard"] = [len(CELLS) * num_edges(STEPS), len(PRIMITIVES)]
+        if training and self.daas:
+            shapes["daas_w"] = [2]
+        if training and self.phased:
+            shapes["phase"] = [1]
+        return shapes
+
     # ------------------------------------------------------------------ results
 
     def op_weights_numpy(self, arch):
@@ -178,6 +219,34 @@ class MethodConfig:
                                      betas.get("normal"), betas.get("reduce"))
 
 
+def hard_mask_numpy(soft):
+    """One-hot [2 * edges, 8] (both cells stacked) of the genotype that the softmax weights
+    `soft` derive: the best non-'none' op on the 2 strongest edges of each node."""
+    from .genotype import derive_cell
+
+    mask = np.zeros_like(soft)
+    first_edge = np.cumsum([0] + [n + 2 for n in range(STEPS)])  # of each node in a cell
+    for cell, weights in enumerate(np.split(soft, len(CELLS))):
+        for i, (op, j) in enumerate(derive_cell(weights)):  # two (op, input) per node
+            mask[cell * len(weights) + first_edge[i // 2] + j, PRIMITIVES.index(op)] = 1.0
+    return mask
+
+
+def topk_offsets(x, k, t, valid):
+    """u per row such that sum_i valid_i sigmoid(x_i t + u) = k: the soft top-k threshold
+    (times t), by bisection in float64.  x, valid: [G, n]; k: [G, 1] -> [G, 1]."""
+    from scipy.special import expit
+
+    xt = np.where(valid > 0, np.asarray(x, np.float64) * t, -np.inf)  # pads never count
+    lo = -xt.max(axis=1, keepdims=True) - _BRACKET
+    hi = -np.where(valid > 0, xt, np.inf).min(axis=1, keepdims=True) + _BRACKET
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        below = expit(xt + mid).sum(axis=1, keepdims=True) < k
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
 def strengthen(alpha):
     """DAAS's f: x = 2 alpha; x^3 where x < -1 (weak ops fall away faster), else x."""
     x = 2 * alpha
@@ -187,17 +256,11 @@ def strengthen(alpha):
 # ---------------------------------------------------------------------- program side
 
 def declare_knobs(method, dtype, training):
-    """The feed variables of a program.  The gradient program (training) reads them all,
-    plus `phase` where the passes differ; the inference program only what shapes the
-    weight pass's network."""
+    """The feed variables a program reads (MethodConfig.knob_shapes)."""
     import paddle
 
-    names = list(method.knobs(0, 2))
-    if training and method.phased:
-        names.append("phase")
-    if not training:
-        names = [n for n in names if n == "hd" or (n == "temperature" and method.topk_on_weights)]
-    return {n: paddle.static.data(n, [2 if n == "daas_w" else 1], dtype) for n in names}
+    return {n: paddle.static.data(n, shape, dtype)
+            for n, shape in method.knob_shapes(training).items()}
 
 
 def materialize_arch(method, shared):
@@ -217,8 +280,9 @@ def arch_terms(method, arch, knobs):
     if method.daas:
         return _daas_terms(arch, knobs.get("daas_w"))
     soft = {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}
-    hard = hard_masks(soft) if method.hd_on_weights or method.dal_on_alphas else None
-    masks = _topk_masks(soft, knobs["temperature"]) if "temperature" in knobs else None
+    hard = _unstack(knobs["hard"]) if "hard" in knobs else None
+    masks = _topk_masks(soft, knobs["temperature"], knobs["topk_u"]) if "topk_u" in knobs \
+        else None
     weights = {}
     for c in CELLS:
         topk = soft[c] * masks[c] if masks else None
@@ -285,85 +349,62 @@ def _index(array):
     return paddle.assign(np.asarray(array, np.int64).reshape(-1))
 
 
-def hard_masks(soft):
-    """{cell: one-hot [edges, 8] of the genotype soft[cell] derives}: the best non-'none' op
-    on the 2 edges per node with the strongest such op.  No gradient: it is a selection."""
-    import paddle
-    import paddle.nn.functional as F
+def soft_topk(x, u, t, valid):
+    """TopK(x, k, t) = sigmoid(x t + u) per row, the fed u = tau t making each row sum to k
+    (`topk_offsets`).  x, valid: [G, n] (valid 0 for padding); u: [G, 1]; t: [1].
 
-    stacked = _stack(soft)
-    usable = stacked[:, 1:]
-    best_op = paddle.cast(F.one_hot(paddle.argmax(usable, axis=-1), usable.shape[1]),
-                          stacked.dtype)
-    strength = paddle.max(usable, axis=-1)
-    index, node_of_edge, _ = _node_tables()
-    # pads rank below every weight (-1), so a node with two inputs keeps both
-    padded = paddle.concat([strength, paddle.full([1], -1.0, stacked.dtype)])
-    per_node = paddle.reshape(paddle.gather(padded, _index(index)), list(index.shape))
-    second = paddle.topk(per_node, 2, axis=1)[0][:, 1]
-    keep = paddle.cast(strength >= paddle.gather(second, _index(node_of_edge)), stacked.dtype)
-    mask = paddle.concat([paddle.zeros([stacked.shape[0], 1], stacked.dtype),
-                          best_op * paddle.unsqueeze(keep, -1)], axis=1)
-    mask.stop_gradient = True
-    return _unstack(mask)
-
-
-def soft_topk(x, k, t, valid):
-    """TopK(x, k, t) = sigmoid((x + tau) t) per row, tau such that the row sums to k.
-
-    x, valid: [G, n] (valid 0 for padding); k: [G, 1]; t: [1].  Works on u = tau t.
-    The value of u comes from bisection and a Newton step, without gradient.  Its gradient is the implicit
-    function's, du/dx_j = -t sigmoid'_j / sum_i sigmoid'_i (from sum_i sigmoid(x_i t + u) = k),
-    attached as g - stop_gradient(g) with g = -sum_i sigmoid(x_i t + u) / sum_i sigmoid'_i:
-    zero in value, that gradient in the backward pass.
+    u's gradient is the implicit function's, du/dx_j = -t sigmoid'_j / sum_i sigmoid'_i
+    (from sum_i sigmoid(x_i t + u) = k), attached as g - stop_gradient(g) with
+    g = -sum_i sigmoid(x_i t + u) / stop_gradient(sum_i sigmoid'_i): zero in value, that
+    gradient in the backward pass.
     """
     import paddle
     import paddle.nn.functional as F
 
-    xt = paddle.where(valid > 0, x.detach() * t, paddle.full_like(x, -1e30))  # pads never count
-    top = paddle.max(xt, axis=1, keepdim=True)
-    low = paddle.min(paddle.where(valid > 0, xt, paddle.full_like(x, 1e30)), axis=1, keepdim=True)
-    # sigmoid(-30) ~ 1e-13: at u = -top - 30 the row sums to ~0, at -low + 30 to ~n > k
-    lo, width = -top - _BRACKET, top - low + 2 * _BRACKET
-    for _ in range(BISECTION_STEPS):
-        width = width * 0.5
-        mid = lo + width
-        lo = paddle.where(paddle.sum(F.sigmoid(xt + mid), axis=1, keepdim=True) < k, mid, lo)
-    half = width * 0.5
-    u0 = lo + half
-    # one Newton step polishes u0 (quadratic convergence in float64); kept inside the
-    # bisection's bracket, because in float32 at high temperature the step is rounding noise
-    s0 = F.sigmoid(xt + u0)
-    slope = paddle.maximum(paddle.sum(s0 * (1 - s0), axis=1, keepdim=True),
-                           paddle.full([1], 1e-30, x.dtype))
-    step = (k - paddle.sum(s0, axis=1, keepdim=True)) / slope
-    u0 = (u0 + paddle.minimum(paddle.maximum(step, -half), half)).detach()
-    s = F.sigmoid(x * t + u0) * valid
+    s = F.sigmoid(x * t + u) * valid
     slope = paddle.maximum(paddle.sum(s * (1 - s), axis=1, keepdim=True),
                            paddle.full([1], 1e-30, x.dtype)).detach()
     g = -paddle.sum(s, axis=1, keepdim=True) / slope
-    u = u0 + (g - g.detach())
-    return F.sigmoid(x * t + u) * valid
+    return F.sigmoid(x * t + (u + (g - g.detach()))) * valid
 
 
-def _topk_masks(soft, t):
-    """{cell: TopK_edge(k=1) x TopK_node(k=2) as a [edges, 8] factor}, both cells in one
-    bisection: rows are the 28 edges (7 ops) then the nodes 1..3 of each cell (3..5 edge
-    strengths, padded to 7).  Node 0 keeps both its inputs (factor 1); so does 'none'."""
+def _topk_layout(n_edges=len(CELLS) * num_edges(STEPS), n_ops=len(PRIMITIVES) - 1):
+    """The rows of one soft top-k over both cells: the edges (k=1 over their non-'none' ops),
+    then nodes 1..3 of each cell (k=2 over their 3..5 edges' strongest op, padded to n_ops).
+    -> (index [nodes, n_ops]: a node row's edges, padded with n_edges; position [edges]:
+    where an edge's node factor lands in the node rows flattened (node 0: a slot of ones);
+    k [rows, 1]; valid [rows, n_ops])."""
+    index, _, position = _node_tables(first_node=1)
+    index = np.concatenate([index, np.full((len(index), n_ops - index.shape[1]), n_edges)], 1)
+    position = np.where(position == len(index) * (STEPS + 1), len(index) * n_ops,
+                        position // (STEPS + 1) * n_ops + position % (STEPS + 1))
+    k = np.concatenate([np.ones((n_edges, 1)), np.full((len(index), 1), 2.0)])
+    valid = np.concatenate([np.ones((n_edges, n_ops)), (index < n_edges).astype(float)])
+    return index, position, k, valid
+
+
+def topk_rows_numpy(soft):
+    """(x, k, valid) of the soft top-k rows (`_topk_layout`) from both cells' softmax
+    weights stacked [2 * edges, 8]: the host's copy of what `_topk_masks` ranks."""
+    index, _, k, valid = _topk_layout()
+    usable = soft[:, 1:]
+    strength = np.append(usable.max(axis=1), 0.0)
+    return np.concatenate([usable, strength[index]]), k, valid
+
+
+def _topk_masks(soft, t, u):
+    """{cell: TopK_edge(k=1) x TopK_node(k=2) as a [edges, 8] factor}, both cells' rows in
+    one soft top-k.  Node 0 keeps both its inputs (factor 1); so does 'none'."""
     import paddle
 
     stacked = _stack(soft)
     dtype, n_edges = stacked.dtype, stacked.shape[0]
+    index, position, _, valid = _topk_layout()
     usable = stacked[:, 1:]
-    n_ops = usable.shape[1]
-    index, _, position = _node_tables(first_node=1)
-    index = np.concatenate([index, np.full((len(index), n_ops - index.shape[1]), n_edges)], 1)
     strength = paddle.concat([paddle.max(usable, axis=-1), paddle.zeros([1], dtype)])
     node_rows = paddle.reshape(paddle.gather(strength, _index(index)), list(index.shape))
-    k = np.concatenate([np.ones((n_edges, 1)), np.full((len(index), 1), 2.0)])
-    valid = np.concatenate([np.ones((n_edges, n_ops)), (index < n_edges).astype(float)])
-    const = lambda a: paddle.cast(paddle.assign(a.astype(np.float32)), dtype)  # noqa: E731
-    mask = soft_topk(paddle.concat([usable, node_rows]), const(k), t, const(valid))
+    valid = paddle.cast(paddle.assign(valid.astype(np.float32)), dtype)
+    mask = soft_topk(paddle.concat([usable, node_rows]), u, t, valid)
     node_mask = paddle.concat([paddle.reshape(mask[n_edges:], [-1]), paddle.ones([1], dtype)])
     edge_factor = paddle.unsqueeze(paddle.gather(node_mask, _index(position)), -1)
     ones = paddle.ones([n_edges, 1], dtype)

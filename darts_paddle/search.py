@@ -318,7 +318,7 @@ def run(args):
                     log.info("saved; continue with  python train_search.py --resume %s", args.save)
                     raise KeyboardInterrupt
                 train = float(np.mean(losses)), float(np.mean(accs))
-                valid = evaluate(epoch, args, programs, runner, valid_loader, knobs)
+                valid = evaluate(epoch, args, programs, runner, valid_loader, architect.refresh())
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
                 append_history(args, history,

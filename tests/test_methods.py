@@ -42,13 +42,15 @@ def topk_numpy(x, k, t):
 
 
 def topk_program(x, k, t, valid, weights):
-    """TopK of every row, and the gradient of sum(weights * TopK) with respect to x."""
+    """TopK of every row (thresholds from the host's bisection), and the gradient of
+    sum(weights * TopK) with respect to x."""
     def build(v):
         v["x"].stop_gradient = False
-        mask = methods.soft_topk(v["x"], v["k"], v["t"], v["valid"])
+        mask = methods.soft_topk(v["x"], v["u"], v["t"], v["valid"])
         objective = paddle.sum(mask * v["w"])
         return [mask, paddle.static.gradients([objective], [v["x"]])[0]]
-    return run_program(build, {"x": x, "k": k, "t": np.array([t]), "valid": valid, "w": weights})
+    u = methods.topk_offsets(x, k, t, valid)
+    return run_program(build, {"x": x, "u": u, "t": np.array([t]), "valid": valid, "w": weights})
 
 
 @pytest.mark.parametrize("t", [1.0, 10.0, 200.0])
@@ -100,22 +102,63 @@ def hand_alpha():
     return alpha, expected
 
 
+def brute_force_mask(p):
+    """One-hot of the 2 strongest edges per node (by their best non-'none' weight), each
+    with its best non-'none' op: an exhaustive search over edge pairs."""
+    from itertools import combinations
+
+    mask, start = np.zeros_like(p), 0
+    for node in range(4):
+        rows = range(start, start + node + 2)
+        pair = max(combinations(rows, 2), key=lambda e: p[list(e), 1:].max(1).sum())
+        for e in pair:
+            mask[e, 1 + np.argmax(p[e, 1:])] = 1
+        start += node + 2
+    return mask
+
+
 def test_hard_discretization_picks_the_genotype_edges_and_ops():
     alpha, expected = hand_alpha()
     other = np.random.default_rng(5).standard_normal((14, 8))  # the reduce cell's
-    F = paddle.nn.functional
-    masks = run_program(lambda v: list(methods.hard_masks(
-        {"normal": F.softmax(v["a"], -1), "reduce": F.softmax(v["b"], -1)}).values()),
-        {"a": alpha, "b": other})
-    np.testing.assert_array_equal(masks[0], expected)
+    masks = MethodConfig(hd_on_weights=True).alpha_knobs(
+        {"alphas_normal": alpha, "alphas_reduce": other}, {"hd": np.ones(1)})["hard"]
+    np.testing.assert_array_equal(masks[:14], expected)
+    np.testing.assert_array_equal(masks[14:], brute_force_mask(softmax(other)))
+    # and it is the genotype's parse
     starts = [0, 2, 5, 9]
-    expected_other = np.zeros((14, 8))
-    for i, (op, j) in enumerate(derive_cell(softmax(other))):
-        expected_other[starts[i // 2] + j, PRIMITIVES.index(op)] = 1
-    np.testing.assert_array_equal(masks[1], expected_other)
-    # and it is the genotype's parse (the numpy derivation, written separately)
     chosen = {(op, starts[i // 2] + j) for i, (op, j) in enumerate(derive_cell(softmax(alpha)))}
     assert chosen == {(PRIMITIVES[o], e) for e, o in zip(*np.nonzero(expected))}
+
+
+def topk_factor_numpy(p, t):
+    """TopK_edge(k=1) x TopK_node(k=2) as a [14, 8] factor, from section 9 with scipy's
+    root finder: each edge over its 7 non-'none' ops; each node 1..3 over its edges'
+    strongest non-'none' weight; node 0's edges and the 'none' column keep factor 1."""
+    factor, start = np.ones_like(p), 0
+    for node in range(4):
+        rows = list(range(start, start + node + 2))
+        for e in rows:
+            factor[e, 1:] = topk_numpy(p[e, 1:], 1, t)
+        if node > 0:
+            factor[rows] *= topk_numpy(p[rows, 1:].max(1), 2, t)[:, None]
+        start += node + 2
+    return factor
+
+
+@pytest.mark.parametrize("t", [1.0, 30.0])
+def test_topk_masks_of_a_cell_match_section_9(t):
+    rng = np.random.default_rng(8)
+    arch = {f"alphas_{c}": rng.standard_normal((14, 8)) for c in methods.CELLS}
+    u = MethodConfig(topk_on_alphas=True).alpha_knobs(arch, {"temperature": [t]})["topk_u"]
+    F = paddle.nn.functional
+
+    def build(v):
+        soft = {c: F.softmax(v[f"alphas_{c}"], -1) for c in methods.CELLS}
+        return list(methods._topk_masks(soft, v["t"], v["u"]).values())
+    masks = run_program(build, {**arch, "t": np.array([t]), "u": u})
+    for c, mask in zip(methods.CELLS, masks):
+        np.testing.assert_allclose(mask, topk_factor_numpy(softmax(arch[f"alphas_{c}"]), t),
+                                   rtol=1e-7, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- DAAS
@@ -227,18 +270,22 @@ def make_search(method, dtype="float64", unrolled=False):
 
 
 def arch_gradient_vs_fd(programs, runner, knobs):
+    """The alphas' gradient along a random direction against central differences of the
+    loss; the knobs that follow alpha are recomputed at every point, as the architect does."""
     data = batch(3)
     names = programs.config.arch_names
+    method = programs.config.method
     arch = {n: runner.get(n) for n in names}
     feeds = dict(x=data[0], y=data[1], bn_update=OFF, **knobs)
-    runner.run(programs["grad"], **feeds)
+    runner.run(programs["grad"], **feeds, **method.alpha_knobs(arch, knobs))
     grad = {n: runner.get("G_" + n) for n in names}
     rng = np.random.default_rng(4)
     d = {n: rng.standard_normal(a.shape) for n, a in arch.items()}
 
     def loss(sign, eps=1e-7):
-        runner.set_all({n: arch[n] + sign * eps * d[n] for n in names})
-        return float(runner.run(programs["grad"], **feeds)[0])
+        moved = {n: arch[n] + sign * eps * d[n] for n in names}
+        runner.set_all(moved)
+        return float(runner.run(programs["grad"], **feeds, **method.alpha_knobs(moved, knobs))[0])
     fd = (loss(1) - loss(-1)) / 2e-7
     runner.set_all(arch)
     analytic = sum((grad[n] * d[n]).sum() for n in names)
@@ -252,8 +299,9 @@ def test_dadarts_architect_gradient_matches_finite_differences():
     knobs = {**method.knobs(1, 4), "phase": ON}
     arch_gradient_vs_fd(programs, runner, knobs)
     # the weight pass (phase 0) runs the one-hot genotype: alphas get no gradient there
+    arch = {n: runner.get(n) for n in programs.config.arch_names}
     runner.run(programs["grad"], x=batch(3)[0], y=batch(3)[1], bn_update=OFF,
-               **{**knobs, "phase": OFF})
+               **{**knobs, "phase": OFF}, **method.alpha_knobs(arch, knobs))
     assert np.abs(runner.get("G_alphas_normal")).max() == 0
 
 
@@ -262,13 +310,13 @@ def test_dal_adds_its_gradient_to_the_architect_only():
     programs, runner = make_search(method)
     x, y = batch(5)
     grads = {}
+    arch = {n: runner.get(n) for n in programs.config.arch_names}
     for phase in (ON, OFF):
-        runner.run(programs["grad"], x=x, y=y, bn_update=OFF, phase=phase)
+        runner.run(programs["grad"], x=x, y=y, bn_update=OFF, phase=phase,
+                   **method.alpha_knobs(arch, {}))
         grads[float(phase[0])] = runner.get("G_alphas_normal")
-    alpha = runner.get("alphas_normal")
-    p = softmax(alpha)
-    target = run_program(lambda v: [methods.hard_masks({"normal": v["p"], "reduce": v["p"]})[
-        "normal"]], {"p": p})[0]
+    p = softmax(arch["alphas_normal"])
+    target = brute_force_mask(p)
     # d/dalpha of 0.5 * mean((p - onehot)^2): through the softmax Jacobian, by hand
     g_p = 0.5 * 2 * (p - target) / p.size
     expected = p * (g_p - (g_p * p).sum(1, keepdims=True))

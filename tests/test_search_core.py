@@ -14,6 +14,7 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 from darts_paddle.architect import OFF, ON, Architect  # noqa: E402
+from darts_paddle.methods import MethodConfig  # noqa: E402
 from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.supernet import ALPHAS, SearchNetwork  # noqa: E402
@@ -74,8 +75,11 @@ def test_default_supernet_has_the_published_weight_count():
     assert SearchNetwork(16, 10, 8, 1).params.size == 1_930_618 - 864
 
 
-def test_gradient_program_stays_small():
-    programs = build_search_programs(SearchConfig(C=4, layers=8, image_size=8))
+@pytest.mark.parametrize("method", ["darts", "daas", "dadarts"])
+def test_gradient_program_stays_small(method):
+    """The op count (independent of C and image size) of the default 8-cell supernet."""
+    programs = build_search_programs(SearchConfig(C=4, layers=8, image_size=8,
+                                                  method=MethodConfig(method)))
     assert len(programs["grad"].program.global_block().ops) <= 6500
 
 
