@@ -307,16 +307,15 @@ def _select(gate, when_on, when_off):
     return paddle.where(paddle.expand(gate > 0.5, when_on.shape), when_on, when_off)
 
 
-def _node_tables(steps=STEPS, first_node=0):
+def _node_tables(width, first_node=1, steps=STEPS):
     """Index tables for per-node work on both cells' edges stacked ([2 * edges] rows).
 
     -> (index [nodes, width]: the rows of each node's incoming edges, padded with the index
-    2 * edges (a slot the caller appends); node_of_edge [2 * edges]: which table row holds
-    an edge (-1 for nodes before first_node); position [2 * edges]: that row * width + the
-    edge's column, or the pad slot nodes * width)."""
+    2 * edges (a slot the caller appends); position [2 * edges]: where an edge lands in
+    that table flattened (row * width + column), or the slot nodes * width after it for
+    the edges of nodes before first_node)."""
     edges = sum(n + 2 for n in range(steps))
-    width = steps + 1
-    index, node_of_edge, position = [], np.full(2 * edges, -1), np.full(2 * edges, 0)
+    index, position = [], np.full(2 * edges, -1)
     for c in range(len(CELLS)):
         start = c * edges
         for node in range(steps):
@@ -325,10 +324,10 @@ def _node_tables(steps=STEPS, first_node=0):
             if node < first_node:
                 continue
             for col, r in enumerate(rows):
-                node_of_edge[r], position[r] = len(index), len(index) * width + col
+                position[r] = len(index) * width + col
             index.append(rows + [2 * edges] * (width - len(rows)))
-    position[node_of_edge < 0] = len(index) * width
-    return np.array(index), node_of_edge, position
+    position[position < 0] = len(index) * width
+    return np.array(index), position
 
 
 def _stack(soft):
@@ -374,10 +373,7 @@ def _topk_layout(n_edges=len(CELLS) * num_edges(STEPS), n_ops=len(PRIMITIVES) - 
     -> (index [nodes, n_ops]: a node row's edges, padded with n_edges; position [edges]:
     where an edge's node factor lands in the node rows flattened (node 0: a slot of ones);
     k [rows, 1]; valid [rows, n_ops])."""
-    index, _, position = _node_tables(first_node=1)
-    index = np.concatenate([index, np.full((len(index), n_ops - index.shape[1]), n_edges)], 1)
-    position = np.where(position == len(index) * (STEPS + 1), len(index) * n_ops,
-                        position // (STEPS + 1) * n_ops + position % (STEPS + 1))
+    index, position = _node_tables(width=n_ops)
     k = np.concatenate([np.ones((n_edges, 1)), np.full((len(index), 1), 2.0)])
     valid = np.concatenate([np.ones((n_edges, n_ops)), (index < n_edges).astype(float)])
     return index, position, k, valid
