@@ -415,20 +415,15 @@ def _const(value, dtype):
 
 
 def _beta_tables():
-    """For both cells' betas stacked ([24]): index [6 nodes, 5] of each node's betas, padded
-    with 24; position [28 edges]: where an edge's weight lands in that table flattened, or
-    30 (a slot of ones) for node 0's two edges, which have no beta."""
-    width, per_cell = max(BETA_NODES) + 2, sum(n + 2 for n in BETA_NODES)
-    index, position = [], []
-    for c in range(len(CELLS)):
-        position += [len(BETA_NODES) * len(CELLS) * width] * 2  # node 0
-        start = c * per_cell
-        for n in BETA_NODES:
-            row = len(index)
-            index.append(list(range(start, start + n + 2)) + [2 * per_cell] * (width - n - 2))
-            position += [row * width + j for j in range(n + 2)]
-            start += n + 2
-    return np.array(index), np.array(position)
+    """_node_tables over both cells' betas stacked ([24]; nodes 1..3 have one beta per
+    input edge, node 0 none): index [6 nodes, 5] of each node's betas, padded with 24;
+    position [28 edges]: where an edge's weight lands in that table flattened, or 30 (a
+    slot of ones) for node 0's two edges."""
+    index, position = _node_tables(width=max(BETA_NODES) + 2)
+    edges = num_edges(STEPS)
+    has_beta = np.arange(len(CELLS) * edges) % edges >= 2  # a cell's edges 0, 1: node 0
+    beta_of_edge = np.append(np.where(has_beta, np.cumsum(has_beta) - 1, -1), has_beta.sum())
+    return beta_of_edge[index], position
 
 
 def _daas_terms(arch, w):
