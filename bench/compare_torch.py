@@ -37,7 +37,6 @@ import datetime
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -177,16 +176,11 @@ def torch_eval_child(steps, threads, interop, malloc):
 
 
 def run_torch_child(kind, args, batch=0):
-    start = time.time()
-    cmd = [sys.executable, __file__, "--child", kind, "--batch", str(batch), "--start",
-           repr(start), "--steps", str(args.eval_steps if kind == "eval" else args.steps),
-           "--torch_threads", str(args.torch_threads), "--torch_interop", str(args.torch_interop),
-           "--torch_malloc", args.torch_malloc]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode or not lines:
-        sys.exit(f"PyTorch {kind} batch {batch} failed:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    child_args = ["--child", kind, "--batch", str(batch), "--start", repr(time.time()),
+                  "--steps", str(args.eval_steps if kind == "eval" else args.steps),
+                  "--torch_threads", str(args.torch_threads),
+                  "--torch_interop", str(args.torch_interop), "--torch_malloc", args.torch_malloc]
+    return search_bench.child_result(__file__, child_args, f"PyTorch {kind} batch {batch}")
 
 
 # --------------------------------------------------------------------------- the table

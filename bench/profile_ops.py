@@ -23,7 +23,6 @@ import glob
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -180,13 +179,10 @@ def main():
     if ARGS.child:
         print(json.dumps(child(ARGS.child)))
         return
+    from search_bench import child_result
+
     for program in ARGS.programs:
-        out = subprocess.run([sys.executable, __file__, "--child", program, *sys.argv[1:]],
-                             capture_output=True, text=True, cwd=ROOT)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-        if out.returncode or not lines:
-            sys.exit(f"{program} failed:\n{out.stderr[-3000:]}")
-        report(json.loads(lines[-1]))
+        report(child_result(__file__, ["--child", program, *sys.argv[1:]], program))
 
 
 ARGS = None

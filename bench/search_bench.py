@@ -94,15 +94,21 @@ def child(batch, steps, process_start, method_name="darts"):
             **{k + "_all": v for k, v in timings.items()}}
 
 
-def run_child(batch, steps, method):
-    start = time.time()
-    out = subprocess.run([sys.executable, __file__, "--child", str(batch), "--steps", str(steps),
-                          "--start", repr(start), "--methods", method],
-                         capture_output=True, text=True, cwd=ROOT)
+def child_result(script, args, what):
+    """Run `python script args` in its own process (peak RSS is per process) and return the
+    JSON dict of its last `{` line; exit with its stderr if it failed."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         cwd=ROOT)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode or not lines:
-        sys.exit(f"batch {batch} failed:\n{out.stderr[-3000:]}")
+        sys.exit(f"{what} failed:\n{out.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def run_child(batch, steps, method):
+    return child_result(__file__, ["--child", str(batch), "--steps", str(steps),
+                                   "--start", repr(time.time()), "--methods", method],
+                        f"batch {batch}")
 
 
 def table(results):
