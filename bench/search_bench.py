@@ -42,13 +42,12 @@ def child(batch, steps, process_start, method_name="darts"):
 
     runtime.import_paddle()
     from darts_paddle.architect import ON, Architect
-    from darts_paddle.methods import MethodConfig
+    from darts_paddle.methods import ARCH, MethodConfig
     from darts_paddle.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
     from darts_paddle.train_programs import multiply_adds
 
     method = MethodConfig(method_name)
-    knobs = method.knobs(10, 50)  # mid-search: every knob on
     t0 = time.time()
     programs = build_search_programs(SearchConfig(unrolled=True, method=method))
     build_s = time.time() - t0
@@ -58,8 +57,8 @@ def child(batch, steps, process_start, method_name="darts"):
     runner.set_all(programs.initial_values(rng))
     data = random_batches(batch)
     second, first = Architect(runner, programs, True), Architect(runner, programs, False)
-    second.set_knobs(knobs)
-    first.set_knobs(knobs)
+    second.set_epoch(10, 50)  # mid-search: every knob on
+    first.set_epoch(10, 50)
 
     def step(architect):
         t = time.time()
@@ -74,7 +73,8 @@ def child(batch, steps, process_start, method_name="darts"):
     for _ in range(steps):
         x, y = data()
         t = time.time()
-        runner.run(programs["grad"], x=x, y=y, bn_update=ON, phase=ON, **first.refresh())
+        first.refresh()
+        runner.run(programs["grad"], x=x, y=y, bn_update=ON, **first.feeds(ARCH))
         timings["pass"].append(time.time() - t)
     # no warm-up needed for first order: its programs all ran in the first step
     for _ in range(steps):

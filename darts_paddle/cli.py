@@ -21,6 +21,13 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
 def fraction(text):
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -66,7 +73,7 @@ def search_parser():
 
 
 def _method_flags(p):
-    """DAAS and DADARTS (REFERENCE.md section 9; darts_paddle/methods.py)."""
+    """DAAS and DADARTS as their authors compute them (docs/methods.md, methods.py)."""
     from .methods import METHODS
 
     g = p.add_argument_group("discretization-aware search")
@@ -75,29 +82,36 @@ def _method_flags(p):
                         "loss); dadarts: the DADARTS recipe (= --dal_on_alphas "
                         "--topk_on_alphas --linear_temperature_increase --hd_on_weights)")
     g.add_argument("--hd_on_weights", action="store_true", default=False,
-                   help="train weights (and validate) on the one-hot genotype of the alphas")
-    g.add_argument("--hd_start", type=positive_int, default=1,
-                   help="first epoch (1-based) of --hd_on_weights")
+                   help="train weights (and validate) on the hard one-hot of the alphas: "
+                        "per node the top-1 op of its 2 strongest edges")
+    g.add_argument("--hd_start", type=non_negative_int, default=0,
+                   help="first epoch (0-based, as the authors count) of hard "
+                        "discretization; above 0 it implies --hd_on_weights")
     g.add_argument("--topk_on_alphas", action="store_true", default=False,
-                   help="soft top-k masks (1 op per edge, 2 edges per node) in the architect")
+                   help="soft top-k (1 op per edge, 2 edge-ops per node) in the "
+                        "architect's passes")
     g.add_argument("--topk_on_weights", action="store_true", default=False,
-                   help="soft top-k masks in the weight training forward")
+                   help="soft top-k in the weight training forward and validation")
     g.add_argument("--topk_temperature", type=float, default=1.0,
-                   help="temperature t of the soft top-k (the start value with "
+                   help="temperature t of the soft top-k (not used with "
                         "--linear_temperature_increase)")
     g.add_argument("--linear_temperature_increase", action="store_true", default=False,
-                   help="raise the top-k temperature linearly over the epochs")
+                   help="top-k temperature max * epoch / epochs (0-based epoch: 0 at the "
+                        "first epoch)")
     g.add_argument("--linear_temperature_max", type=float, default=200.0,
-                   help="temperature at the last epoch with --linear_temperature_increase")
+                   help="that max")
+    g.add_argument("--topk_exact_gradient", action="store_true", default=False,
+                   help="the top-k's exact gradient (t times the authors', which leaves out "
+                        "the temperature's chain-rule factor)")
     g.add_argument("--dal_on_alphas", action="store_true", default=False,
-                   help="add the discretization loss MSE(softmax(alpha), one-hot) to the "
-                        "architect's loss")
+                   help="add the discretization loss (mean over the normal cell's nodes of "
+                        "MSE(softmax(alpha), hard one-hot)) to the architect's loss")
     g.add_argument("--dal_factor", type=float, default=1.0, help="weight of that loss")
 
 
 METHOD_FLAGS = ("method", "hd_on_weights", "hd_start", "topk_on_alphas", "topk_on_weights",
                 "topk_temperature", "linear_temperature_increase", "linear_temperature_max",
-                "dal_on_alphas", "dal_factor")
+                "topk_exact_gradient", "dal_on_alphas", "dal_factor")
 
 
 def make_save_dir(args, kind):

@@ -175,12 +175,13 @@ def _candidate_edges(node, beta):
     """Inputs of `node` still in the running: all of them, or (DAAS) its 2 highest-beta ones.
 
     Dropping the lowest-beta edges before the op-strength parse is DAAS's discretization: the
-    edge weights beta, not the op weights, decide which inputs a node keeps. Stable sort: on a
-    beta tie the lower input index stays.
+    edge weights beta, not the op weights, decide which inputs a node keeps.  As the authors'
+    _sift_beta (model_search.py): a stable ascending sort drops the first ones, so on a tie
+    the higher input index stays.
     """
     if beta is None:
         return list(range(node + 2))
-    return sorted(np.argsort(-beta, kind='stable')[:2].tolist())
+    return sorted(np.argsort(beta, kind='stable')[-2:].tolist())
 
 
 def derive_cell(weights, steps=4, primitives=PRIMITIVES, betas=None):

@@ -118,7 +118,7 @@ def _forward(net, shared, cfg, training):
     """x, y (, knobs) -> (weight banks, arch parameters, feed names, loss, top-1 accuracy).
 
     The training forward is the gradient program's, which serves the architect's passes
-    and the weight pass alike (the `phase` knob tells them apart where the method cares);
+    and the weight pass alike (fed switches tell them apart where the method cares);
     the loss is the cross-entropy plus what the method adds.  The inference forward
     (validation accuracy) is the weight pass's network with the plain cross-entropy.
     """

@@ -24,6 +24,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import UserError
 from .cli import METHOD_FLAGS
 from .genotype import format_genotype, genotype_to_json, save_genotype_json
+from .methods import WEIGHTS
 from .progress import epoch_bar
 from .runtime import import_paddle
 
@@ -33,6 +34,9 @@ FORMAT = "darts-paddle-search/1"
 # weights, BN statistics and alphas only: a supernet converted from PyTorch (convert_torch.py)
 WEIGHTS_FORMAT = "darts-paddle-search-weights/1"
 CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
+# DAAS and DADARTS compute what their authors' code computes from revision 2 on (before: our
+# own reading); a search is not continued under other math
+METHODS_REVISION = 2
 # flags that change what a search computes: a resumed run must be given the same ones
 RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
@@ -174,7 +178,7 @@ def save_state(args, programs, runner, epoch, done, valid_batches):
     """done: the losses and accuracies of the steps already taken in `epoch`."""
     arrays = {k: runner.get(name) for k, name in programs.state_names().items()}
     meta = {"format": FORMAT, "epoch": epoch, "step": len(done["losses"]), "done": done,
-            "valid_position": list(valid_batches.state()),
+            "valid_position": list(valid_batches.state()), "methods_revision": METHODS_REVISION,
             "flags": {k: getattr(args, k) for k in RUN_FLAGS}}
     save_checkpoint(os.path.join(args.save, CHECKPOINT), arrays, meta)
 
@@ -186,12 +190,22 @@ def load_state(args):
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a search checkpoint (format {meta.get('format')!r}); "
                         "pass the directory of a train_search.py run to --resume")
+    revision = meta.get("methods_revision", 1)
+    if revision != METHODS_REVISION and _discretization_aware(meta["flags"]):
+        raise UserError(f"{path} is a {meta['flags']['method']} search of methods revision "
+                        f"{revision}, which computed DAAS/DADARTS differently from their authors; "
+                        f"this darts-paddle runs revision {METHODS_REVISION}: start a new search")
     changed = [f"--{k} {getattr(args, k)} (checkpoint: {v})"
                for k, v in meta["flags"].items() if getattr(args, k, None) != v]
     if changed:
         raise UserError(f"--resume {args.save}: the flags differ from the run's: "
                         + "; ".join(changed) + ". Resume with the run's flags.")
     return arrays, meta
+
+
+def _discretization_aware(flags):
+    switches = ("hd_on_weights", "topk_on_alphas", "topk_on_weights", "dal_on_alphas")
+    return flags.get("method") != "darts" or any(flags.get(k) for k in switches)
 
 
 def restore_state(programs, runner, arrays, path):
@@ -304,8 +318,7 @@ def run(args):
     try:
         with StopRequest() as stop:
             while epoch < args.epochs:
-                knobs = programs.config.method.knobs(epoch, args.epochs)
-                architect.set_knobs(knobs)
+                knobs = architect.set_epoch(epoch, args.epochs)
                 if not done["losses"]:
                     log.info("epoch %d lr %e %s", epoch + 1, programs.lr_scheduler(),
                              " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
@@ -318,7 +331,8 @@ def run(args):
                     log.info("saved; continue with  python train_search.py --resume %s", args.save)
                     raise KeyboardInterrupt
                 train = float(np.mean(losses)), float(np.mean(accs))
-                valid = evaluate(epoch, args, programs, runner, valid_loader, architect.refresh())
+                valid = evaluate(epoch, args, programs, runner, valid_loader,
+                                 architect.feeds(WEIGHTS))
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
                 append_history(args, history,

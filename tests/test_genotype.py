@@ -214,27 +214,29 @@ def test_genotype_from_weights_takes_betas_of_nodes_1_to_3():
     validate_genotype(g)
 
 
-def test_beta_ties_keep_the_lower_input_index():
+def test_beta_ties_keep_the_higher_input_index():
+    """DAAS's _sift_beta (model_search.py) sorts a node's betas ascending, stably, and drops the
+    first ones: on a tie at the cut the higher input index stays."""
     w = np.full((14, 7), 0.1)
     w[:, D['sep_conv_3x3']] = 0.5  # every edge equally strong: order by input index too
     flat = [np.full(3, 1 / 3), np.full(4, 0.25), np.full(5, 0.2)]
     g = genotype_from_weights(w, w, DAAS_OPS, flat, flat)
-    assert g.normal == [('sep_conv_3x3', j) for j in (0, 1, 0, 1, 0, 1, 0, 1)]
-    # softmax(min(beta, 1)) ties every beta above 1; a tie at the cut keeps the lower index:
-    # node 2 keeps 1, 2 of the tied 1, 2, 3; node 3 keeps 3 (0.3) and 2 of the tied 2, 4
-    clipped = [np.array([0.1, 0.3, 0.6]), np.array([0.1, 0.3, 0.3, 0.3]),
-               np.array([0.1, 0.1, 0.25, 0.3, 0.25])]
-    g = genotype_from_weights(w, w, DAAS_OPS, clipped)
-    assert g.normal[2:] == [('sep_conv_3x3', j) for j in (1, 2, 1, 2, 2, 3)]
+    assert g.normal == [('sep_conv_3x3', j) for j in (0, 1, 1, 2, 2, 3, 3, 4)]
+    # node 2 keeps 2, 3 of the tied 1, 2, 3; node 3 keeps 3 (0.3) and 4 of the tied 2, 4
+    tied = [np.array([0.1, 0.3, 0.6]), np.array([0.1, 0.3, 0.3, 0.3]),
+            np.array([0.1, 0.1, 0.25, 0.3, 0.25])]
+    g = genotype_from_weights(w, w, DAAS_OPS, tied)
+    assert g.normal[2:] == [('sep_conv_3x3', j) for j in (1, 2, 2, 3, 3, 4)]
 
 
 def _reference_daas_parse(w, betas, primitives):
-    """Independent spelling: zero out the pruned edges' rows, then the plain top-2 parse."""
+    """Independent spelling, after the authors' genotype(): zero out the rows of the inputs a
+    stable ascending sort of the betas puts first, then the plain top-2 parse."""
     w = w.copy()
     start = 0
     for node, beta in enumerate(betas):
         if beta is not None:
-            for j in np.argsort(beta, kind='stable')[::-1][2:]:  # lowest scores (ties: no matter)
+            for j in sorted(range(len(beta)), key=lambda x: beta[x])[:len(beta) - 2]:
                 w[start + j] = -1.0
         start += node + 2
     return _reference_parse(w, len(betas), primitives)

@@ -1,11 +1,17 @@
-"""DAAS and DADARTS (darts_paddle/methods.py): every piece against numpy written here from
-REFERENCE.md section 9, gradients against finite differences in float64, and a few steps
-of each method on a tiny supernet."""
+"""DAAS and DADARTS (darts_paddle/methods.py) against references written in this file from
+the authors' code, read with its layout: DAAS from sunsmarterjie/DAAS (cnn/MinEntropyLoss.py,
+cnn/model_search.py, cnn/dimension.py), DADARTS from vascofor2000/epe-darts-integration
+(epe_darts/search_cnn.py, functional.py, architect.py, controller.py): per-node lists of
+[inputs, ops] matrices, their op order ('none' last), float64.  Gradients are also checked
+against finite differences, and each method runs a few steps on a tiny supernet."""
 
 import math
+from itertools import combinations
 
 import numpy as np
 import pytest
+from scipy.optimize import brentq
+from scipy.special import expit
 
 from darts_paddle.runtime import import_paddle
 
@@ -13,10 +19,13 @@ paddle = import_paddle()
 
 from darts_paddle import methods  # noqa: E402
 from darts_paddle.architect import OFF, ON, Architect  # noqa: E402
-from darts_paddle.genotype import PRIMITIVES, derive_cell, softmax  # noqa: E402
-from darts_paddle.methods import MethodConfig  # noqa: E402
+from darts_paddle.genotype import PRIMITIVES, softmax  # noqa: E402
+from darts_paddle.methods import ARCH, HESSIAN, UNROLL, WEIGHTS, MethodConfig  # noqa: E402
 from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
+
+F = paddle.nn.functional
+CELLS = ("normal", "reduce")
 
 
 def run_program(build, feeds, dtype="float64"):
@@ -29,199 +38,316 @@ def run_program(build, feeds, dtype="float64"):
     return exe.run(main, feed=feeds, fetch_list=outputs, scope=paddle.static.Scope())
 
 
+# --------------------------------------------------------------------------- the authors' layout
+
+# epe_darts/ops.py, DARTS: 'none' last
+THEIR_OPS = ['sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5',
+             'avg_pool_3x3', 'max_pool_3x3', 'skip_connect', 'none']
+TO_THEIRS = [PRIMITIVES.index(op) for op in THEIR_OPS]  # our column of each of their ops
+
+
+def to_nodes(matrix):
+    """Our [14, 8] (edges node by node, our op order) -> their list of [i + 2, 8] per node."""
+    m, nodes, start = np.asarray(matrix)[:, TO_THEIRS], [], 0
+    for i in range(4):
+        nodes.append(m[start:start + i + 2])
+        start += i + 2
+    return nodes
+
+
+def from_nodes(nodes):
+    """Their per-node list -> our [14, 8]."""
+    m = np.concatenate(nodes)
+    out = np.empty_like(m)
+    out[:, TO_THEIRS] = m
+    return out
+
+
+def their_topk(xs, k, t):
+    """TopK.apply(xs, k, t) of functional.py for xs [b, n]: sigmoid((x + tau) t) per row with
+    sum k.  tau from scipy's root finder here; at t = 0 no tau exists and their 64-step
+    bisection ends with every sigmoid(0) = 0.5."""
+    out = []
+    for x in np.atleast_2d(xs):
+        if t == 0:
+            out.append(np.full_like(x, 0.5))
+            continue
+        tau = brentq(lambda tau: expit((x + tau) * t).sum() - k, -x.max() - 50 / t,
+                     -x.min() + 50 / t, xtol=1e-15)
+        out.append(expit((x + tau) * t))
+    return np.array(out)
+
+
+def their_topk_backward(xs, k, t, grad_output):
+    """TopK.backward of functional.py: v = sigmoid'((x + tau) t), s = sum v,
+    grad = grad_output * v - sum(grad_output * v) v / s (no factor t)."""
+    p = their_topk(xs, k, t)
+    v = p * (1 - p)
+    uv = grad_output * v
+    return uv - uv.sum(1, keepdims=True) * v / v.sum(1, keepdims=True)
+
+
+def their_topk_weights(weights, t):
+    """SearchCNNController.topk, option 1 (the default): weights * TopK_edge * TopK_node."""
+    out = []
+    for w in weights:
+        edge = their_topk(w, 1, t)
+        node = their_topk(w.reshape(1, -1), 2, t).reshape(w.shape)
+        out.append(w * edge * node)
+    return out
+
+
+def their_hard(weights):
+    """SearchCNNController.hard_discretization: per node, the top-1 op of each edge, and a
+    one-hot on the 2 edges whose top-1 weight is largest."""
+    out = []
+    for w in weights:
+        hd = np.zeros_like(w)
+        for e in np.argsort(-w.max(1))[:2]:
+            hd[e, w[e].argmax()] = 1
+        out.append(hd)
+    return out
+
+
+def their_dal(weights):
+    """discretization_additional_loss: the normal cell's nodes, MSE each, averaged."""
+    return np.mean([np.mean((w - h) ** 2) for w, h in zip(weights, their_hard(weights))])
+
+
+def our_soft(arch):
+    return {c: softmax(arch[f"alphas_{c}"]) for c in CELLS}
+
+
+def random_arch(seed, none_strongest=()):
+    """Alphas [14, 8] per cell; on the edges listed, 'none' is the strongest op."""
+    rng = np.random.default_rng(seed)
+    arch = {f"alphas_{c}": rng.standard_normal((14, 8)) for c in CELLS}
+    for e in none_strongest:
+        arch["alphas_normal"][e, 0] = 4.0
+    return arch
+
+
+def arch_weights(method, arch, switches, knobs=None):
+    """The method's W of both cells and its extra loss, for the given switches."""
+    knobs = dict(knobs or {})
+    feeds = {**arch, **knobs, **method.alpha_knobs(arch, knobs), **switches}
+    names = sorted(feeds)
+    shapes = method.knob_shapes(training=True)
+
+    def build(v):
+        knob_vars = {k: v[k] for k in shapes}
+        weights, extra = methods.arch_terms(method, {n: v[n] for n in arch}, knob_vars)
+        return [weights["normal"], weights["reduce"]] + ([extra] if extra is not None else [])
+    return run_program(build, {n: feeds[n] for n in names})
+
+
 # --------------------------------------------------------------------------- soft top-k
 
-def topk_numpy(x, k, t):
-    """sigmoid((x + tau) t) with tau from scipy's root finder (independent of our bisection)."""
-    from scipy.optimize import brentq
-    from scipy.special import expit
-
-    tau = brentq(lambda tau: expit((x + tau) * t).sum() - k, -x.max() - 50 / t, -x.min() + 50 / t,
-                 xtol=1e-14)
-    return expit((x + tau) * t)
-
-
-def topk_program(x, k, t, valid, weights):
-    """TopK of every row (thresholds from the host's bisection), and the gradient of
+def topk_program(x, k, t, valid, weights, exact=False):
+    """Our TopK of every row (thresholds from the host) and the gradient of
     sum(weights * TopK) with respect to x."""
     def build(v):
         v["x"].stop_gradient = False
-        mask = methods.soft_topk(v["x"], v["u"], v["t"], v["valid"])
+        mask = methods.soft_topk(v["x"], v["tau"], v["t"], v["valid"], exact)
         objective = paddle.sum(mask * v["w"])
         return [mask, paddle.static.gradients([objective], [v["x"]])[0]]
-    u = methods.topk_offsets(x, k, t, valid)
-    return run_program(build, {"x": x, "u": u, "t": np.array([t]), "valid": valid, "w": weights})
+    tau = methods.topk_thresholds(x, k, t, valid)
+    return run_program(build, {"x": x, "tau": tau, "t": np.array([t]), "valid": valid,
+                               "w": weights})
 
 
-@pytest.mark.parametrize("t", [1.0, 10.0, 200.0])
-def test_soft_topk_sums_to_k_and_matches_a_root_finder(t):
+@pytest.mark.parametrize("t", [0.0, 1.0, 10.0, 200.0])
+def test_soft_topk_is_the_authors_topk(t):
     rng = np.random.default_rng(0)
-    x = softmax(rng.standard_normal((3, 7)))
+    x = softmax(rng.standard_normal((3, 8)))
     k = np.array([[1.0], [2.0], [2.0]])
-    valid = np.ones((3, 7))
-    valid[2, 4:] = 0  # a node with 4 inputs, padded to 7
-    mask, _ = topk_program(x, k, t, valid, np.ones((3, 7)))
-    np.testing.assert_allclose(mask.sum(1), k[:, 0], atol=1e-9)
-    assert np.all(mask[2, 4:] == 0)
+    valid = np.ones((3, 8))
+    valid[2, 5:] = 0  # a row of 5, padded to 8
+    mask, _ = topk_program(x, k, t, valid, np.ones((3, 8)))
+    assert np.all(mask[2, 5:] == 0)
     for row in range(3):
         n = int(valid[row].sum())
-        np.testing.assert_allclose(mask[row, :n], topk_numpy(x[row, :n], k[row, 0], t), atol=1e-8)
-    if t == 200.0:  # hot: nearly the hard top-k
-        assert mask[0].max() > 0.9 and np.sort(mask[1])[-2] > 0.5
+        np.testing.assert_allclose(mask[row, :n], their_topk(x[row, :n], k[row, 0], t)[0],
+                                   atol=1e-9)
+    if t == 0.0:  # the first epoch of the linear ramp
+        assert np.all(mask[valid > 0] == 0.5)
+    else:
+        np.testing.assert_allclose(mask.sum(1), k[:, 0], atol=1e-9)
+
+
+@pytest.mark.parametrize("t", [0.0, 2.0, 50.0])
+def test_soft_topk_gradient_is_the_authors_backward(t):
+    rng = np.random.default_rng(1)
+    x = softmax(rng.standard_normal((2, 6)))
+    k, valid, w = np.array([[1.0], [2.0]]), np.ones((2, 6)), rng.standard_normal((2, 6))
+    _, grad = topk_program(x, k, t, valid, w)
+    expected = np.concatenate([their_topk_backward(x[r:r + 1], k[r, 0], t, w[r:r + 1])
+                               for r in range(2)])
+    np.testing.assert_allclose(grad, expected, rtol=1e-7, atol=1e-12)
 
 
 @pytest.mark.parametrize("t", [2.0, 50.0])
-def test_soft_topk_gradient_matches_finite_differences(t):
+def test_exact_topk_gradient_matches_finite_differences(t):
     rng = np.random.default_rng(1)
     x = softmax(rng.standard_normal((2, 5)))
     k, valid, w = np.array([[1.0], [2.0]]), np.ones((2, 5)), rng.standard_normal((2, 5))
-    _, grad = topk_program(x, k, t, valid, w)
+    _, grad = topk_program(x, k, t, valid, w, exact=True)
+    f = lambda z: (w * np.concatenate([their_topk(z[r], k[r, 0], t) for r in range(2)])).sum()  # noqa: E731
     eps = 1e-6
     for i, j in [(0, 0), (0, 3), (1, 1), (1, 4)]:
         d = np.zeros_like(x)
         d[i, j] = eps
-        f = lambda z: (w * np.stack([topk_numpy(z[r], k[r, 0], t) for r in range(2)])).sum()  # noqa: E731
         assert grad[i, j] == pytest.approx((f(x + d) - f(x - d)) / (2 * eps), rel=1e-5, abs=1e-8)
+    # the authors' gradient is the exact one without its factor t
+    _, theirs = topk_program(x, k, t, valid, w)
+    np.testing.assert_allclose(grad, t * theirs, rtol=1e-9)
 
 
-# --------------------------------------------------------------------------- hard mask
-
-def hand_alpha():
-    """Alphas whose genotype is known by construction (edges node by node)."""
-    alpha = np.zeros((14, 8))
-    alpha[:, 0] = 5.0  # 'none' strongest everywhere: it must never be picked
-    picks = {0: (4, 2.0), 1: (7, 1.0),                 # node 0: both inputs
-             2: (3, 0.5), 3: (5, 3.0), 4: (1, 2.5),    # node 1: keep edges 3 and 4
-             5: (6, 4.0), 6: (2, 0.1), 7: (4, 3.9), 8: (5, 0.2),  # node 2: keep 5 and 7
-             9: (1, 1.0), 10: (2, 1.1), 11: (3, 1.2), 12: (6, 0.9), 13: (7, 1.3)}  # node 3: 11, 13
-    for edge, (op, value) in picks.items():
-        alpha[edge, op] = value
-    expected = np.zeros((14, 8))
-    for edge in (0, 1, 3, 4, 5, 7, 11, 13):
-        expected[edge, picks[edge][0]] = 1.0
-    return alpha, expected
+@pytest.mark.parametrize("t", [0.0, 1.0, 30.0])
+def test_topk_weights_of_both_cells_are_the_authors(t):
+    """'none' strongest on some edges, and node 0 under the node top-k, as theirs."""
+    arch = random_arch(8, none_strongest=(0, 3, 9))
+    method = MethodConfig(topk_on_alphas=True)
+    W_n, W_r = arch_weights(method, arch, method.switches(ARCH, 0), {"temperature": [t]})
+    for c, W in zip(CELLS, (W_n, W_r)):
+        expected = from_nodes(their_topk_weights(to_nodes(softmax(arch[f"alphas_{c}"])), t))
+        np.testing.assert_allclose(W, expected, rtol=1e-7, atol=1e-13)
+    if t == 30.0:  # node 0 is under the node top-k too: without it, W would differ
+        node0 = to_nodes(softmax(arch["alphas_normal"]))[0]
+        without = from_nodes([node0 * their_topk(node0, 1, t)] + to_nodes(W_n)[1:])
+        assert np.abs(W_n - without)[:2].max() > 0.05
 
 
-def brute_force_mask(p):
-    """One-hot of the 2 strongest edges per node (by their best non-'none' weight), each
-    with its best non-'none' op: an exhaustive search over edge pairs."""
-    from itertools import combinations
+# --------------------------------------------------------------------------- hard discretization
 
-    mask, start = np.zeros_like(p), 0
+def test_hard_discretization_is_the_authors_with_none():
+    arch = random_arch(5, none_strongest=(0, 3, 9, 13))
+    hard = MethodConfig(hd_on_weights=True).alpha_knobs(arch, {})["hard"]
+    for cell, rows in zip(CELLS, np.split(hard, 2)):
+        expected = from_nodes(their_hard(to_nodes(softmax(arch[f"alphas_{cell}"]))))
+        np.testing.assert_array_equal(rows, expected)
+    assert hard[[0, 3], 0].tolist() == [1.0, 1.0]  # 'none' kept where it is the top op
+    # an exhaustive search over edge pairs agrees: 2 edges per node, best top-1 sum
+    p, start = softmax(arch["alphas_reduce"]), 0
     for node in range(4):
         rows = range(start, start + node + 2)
-        pair = max(combinations(rows, 2), key=lambda e: p[list(e), 1:].max(1).sum())
-        for e in pair:
-            mask[e, 1 + np.argmax(p[e, 1:])] = 1
+        pair = max(combinations(rows, 2), key=lambda e: p[list(e)].max(1).sum())
+        assert set(np.nonzero(hard[14:][list(rows)].sum(1))[0] + start) == set(pair)
         start += node + 2
-    return mask
 
 
-def test_hard_discretization_picks_the_genotype_edges_and_ops():
-    alpha, expected = hand_alpha()
-    other = np.random.default_rng(5).standard_normal((14, 8))  # the reduce cell's
-    masks = MethodConfig(hd_on_weights=True).alpha_knobs(
-        {"alphas_normal": alpha, "alphas_reduce": other}, {"hd": np.ones(1)})["hard"]
-    np.testing.assert_array_equal(masks[:14], expected)
-    np.testing.assert_array_equal(masks[14:], brute_force_mask(softmax(other)))
-    # and it is the genotype's parse
-    starts = [0, 2, 5, 9]
-    chosen = {(op, starts[i // 2] + j) for i, (op, j) in enumerate(derive_cell(softmax(alpha)))}
-    assert chosen == {(PRIMITIVES[o], e) for e, o in zip(*np.nonzero(expected))}
+def test_topk_wins_over_hard_in_the_weight_pass():
+    arch = random_arch(3)
+    method = MethodConfig(topk_on_weights=True, hd_on_weights=True)
+    knobs = {"temperature": [4.0]}
+    assert {k: float(v[0]) for k, v in method.switches(WEIGHTS, 0).items()} == \
+        {"use_topk": 1.0, "use_hd": 1.0}
+    W_n, _ = arch_weights(method, arch, method.switches(WEIGHTS, 0), knobs)
+    expected = from_nodes(their_topk_weights(to_nodes(softmax(arch["alphas_normal"])), 4.0))
+    np.testing.assert_allclose(W_n, expected, rtol=1e-7, atol=1e-13)
+    hd_only = MethodConfig(hd_on_weights=True)
+    W_n, _ = arch_weights(hd_only, arch, hd_only.switches(WEIGHTS, 0))
+    np.testing.assert_array_equal(W_n, from_nodes(their_hard(to_nodes(softmax(arch["alphas_normal"])))))
 
 
-def topk_factor_numpy(p, t):
-    """TopK_edge(k=1) x TopK_node(k=2) as a [14, 8] factor, from section 9 with scipy's
-    root finder: each edge over its 7 non-'none' ops; each node 1..3 over its edges'
-    strongest non-'none' weight; node 0's edges and the 'none' column keep factor 1."""
-    factor, start = np.ones_like(p), 0
-    for node in range(4):
-        rows = list(range(start, start + node + 2))
-        for e in rows:
-            factor[e, 1:] = topk_numpy(p[e, 1:], 1, t)
-        if node > 0:
-            factor[rows] *= topk_numpy(p[rows, 1:].max(1), 2, t)[:, None]
-        start += node + 2
-    return factor
+# --------------------------------------------------------------------------- which pass uses what
 
-
-@pytest.mark.parametrize("t", [1.0, 30.0])
-def test_topk_masks_of_a_cell_match_section_9(t):
-    rng = np.random.default_rng(8)
-    arch = {f"alphas_{c}": rng.standard_normal((14, 8)) for c in methods.CELLS}
-    u = MethodConfig(topk_on_alphas=True).alpha_knobs(arch, {"temperature": [t]})["topk_u"]
-    F = paddle.nn.functional
-
-    def build(v):
-        soft = {c: F.softmax(v[f"alphas_{c}"], -1) for c in methods.CELLS}
-        return list(methods._topk_masks(soft, v["t"], v["u"]).values())
-    masks = run_program(build, {**arch, "t": np.array([t]), "u": u})
-    for c, mask in zip(methods.CELLS, masks):
-        np.testing.assert_allclose(mask, topk_factor_numpy(softmax(arch[f"alphas_{c}"]), t),
-                                   rtol=1e-7, atol=1e-12)
-
-
-# --------------------------------------------------------------------------- DAAS
-
-def daas_numpy(alpha, beta, w1, w2):
-    """W [14, 8] and the DAAS loss term, straight from REFERENCE.md section 9."""
-    x = 2 * alpha
-    p = softmax(np.where(x < -1, x ** 3, x))
-    sizes = [3, 4, 5]
-    parts = np.split(beta, np.cumsum(sizes)[:-1])
-    edge = [1.0, 1.0]
-    node_terms = 0.0
-    for n, b in zip(sizes, parts):
-        q = softmax(np.minimum(b, 1))
-        edge += list(q * n)
-        node_terms += 0.2 * (np.minimum(b, 1)[b > 0].sum() - 2) ** 2 - (q * np.log(q)).sum()
-    h_alpha = -(p * np.log(p)).sum(1).mean()
-    W = np.concatenate([np.zeros((14, 1)), p], 1) * np.array(edge)[:, None]
-    return W, h_alpha, node_terms
-
-
-def test_daas_weights_and_loss_match_the_formulas():
-    rng = np.random.default_rng(2)
-    arch = {f"alphas_{c}": rng.standard_normal((14, 7)) for c in methods.CELLS}
-    # betas around the initial values, some above 1 and one below 0
-    arch.update({f"betas_{c}": rng.uniform(-0.3, 1.4, 12) for c in methods.CELLS})
-    w = np.array([0.3, 0.7])
-    daas = MethodConfig("daas")
-
-    def build(v):
-        weights, extra = methods.arch_terms(daas, v, {"daas_w": v["daas_w"]})
-        return [weights["normal"], weights["reduce"], extra]
-    W_n, W_r, loss = run_program(build, {**arch, "daas_w": w})
-    h, nodes = 0.0, 0.0
-    for c, W in (("normal", W_n), ("reduce", W_r)):
-        W_ref, h_c, nodes_c = daas_numpy(arch[f"alphas_{c}"], arch[f"betas_{c}"], *w)
-        np.testing.assert_allclose(W, W_ref, rtol=1e-12, atol=1e-20)
-        h, nodes = h + h_c, nodes + nodes_c
-    assert float(loss) == pytest.approx(0.1 * 0.3 * (0.7 * h + 4 * nodes), rel=1e-12)
-
-
-def test_daas_schedules():
-    w = MethodConfig.daas_loss_weights
-    assert w(0, 50) == (0.0, 0.0)
-    assert w(6, 50) == (6 / 49, 0.0)  # epoch 7: alpha still frozen
-    assert w(7, 50) == (7 / 49, 0.0)  # epoch 8: log42(1) = 0
-    assert w(20, 50)[1] == pytest.approx(math.log(14, 42))
-    assert w(49, 50) == (1.0, pytest.approx(math.log(43, 42)))
-    daas = MethodConfig("daas")
-    assert [daas.alpha_lr_factor(e) for e in (0, 6, 7, 49)] == [0, 0, 1, 1]
-    assert MethodConfig().alpha_lr_factor(0) == 1
-    assert set(daas.knobs(3, 50)) == {"daas_w"} and MethodConfig().knobs(3, 50) == {}
+def test_pass_switches_follow_the_authors_architect_and_controller():
+    """virtual_step: plain softmax (topk/hd_on_virtualstep default off); L_val(w') and the
+    finite-difference passes: topk_on_alphas; DAL in L_val(w') only; the weight step and
+    validation: topk_on_weights, else hd_on_weights from hd_start (0-based)."""
+    m = MethodConfig("dadarts", hd_start=3)
+    table = {kind: {k: float(v[0]) for k, v in m.switches(kind, 2).items()}
+             for kind in (UNROLL, ARCH, HESSIAN, WEIGHTS)}
+    assert table == {UNROLL: {"use_topk": 0, "use_hd": 0, "use_dal": 0},
+                     ARCH: {"use_topk": 1, "use_hd": 0, "use_dal": 1},
+                     HESSIAN: {"use_topk": 1, "use_hd": 0, "use_dal": 0},
+                     WEIGHTS: {"use_topk": 0, "use_hd": 0, "use_dal": 0}}
+    assert [float(m.switches(WEIGHTS, e)["use_hd"][0]) for e in range(5)] == [0, 0, 0, 1, 1]
+    assert MethodConfig(hd_start=2).hd_on_weights  # a start epoch switches it on, as theirs
+    assert MethodConfig().switches(ARCH, 0) == {}
 
 
 def test_temperature_ramp_and_recipe():
     m = MethodConfig("dadarts", topk_temperature=10.0)
     assert m.dal_on_alphas and m.topk_on_alphas and m.hd_on_weights and not m.topk_on_weights
-    assert [m.temperature(e, 5) for e in range(5)] == [10.0, 57.5, 105.0, 152.5, 200.0]
+    # controller.py: linear_temperature_max * epoch / max_epochs, epoch 0-based
+    assert [m.temperature(e, 5) for e in range(5)] == [0.0, 40.0, 80.0, 120.0, 160.0]
+    assert m.temperature(49, 50) == 196.0
     assert MethodConfig(topk_on_alphas=True, topk_temperature=3.0).temperature(4, 5) == 3.0
-    late = MethodConfig(hd_on_weights=True, hd_start=3)
-    assert [float(late.knobs(e, 5)["hd"][0]) for e in range(4)] == [0, 0, 1, 1]
     with pytest.raises(ValueError):
         MethodConfig("daas", hd_on_weights=True)
+
+
+# --------------------------------------------------------------------------- DAL
+
+def test_dal_is_the_authors_on_the_normal_cell_only():
+    arch = random_arch(11, none_strongest=(2, 6))
+    method = MethodConfig(dal_on_alphas=True, dal_factor=0.7)
+    *_, dal = arch_weights(method, arch, method.switches(ARCH, 0))
+    expected = 0.7 * their_dal(to_nodes(softmax(arch["alphas_normal"])))
+    assert float(dal) == pytest.approx(expected, rel=1e-12)
+    *_, off = arch_weights(method, arch, method.switches(HESSIAN, 0))
+    assert float(off) == 0.0
+
+
+# --------------------------------------------------------------------------- DAAS
+
+def their_daas(alpha, beta_nodes, epoch):
+    """MinEntropyLoss.forward without the cross-entropy, and the cell's op and edge weights
+    of model_search.py, for one cell: (ops [14, 7], edge factors [14], loss2, loss3)."""
+    def streng_func(t):
+        x = 2 * t
+        return np.where(x < -1, x ** 3, x)
+    ops = softmax(streng_func(alpha))
+    loss2 = -(ops * np.log(ops)).sum()  # the whole [14, 7] matrix
+    loss3 = 0.0
+    edge = [1.0, 1.0]
+    for i, b in zip((3, 4, 5), beta_nodes):  # s3, s4, s5: weights2[i - 3] * i
+        m = np.minimum(b, 1)  # streng_func2
+        loss3 += 0.2 * (m[m > 0].sum() - 2) ** 2
+        q = softmax(m)
+        loss3 -= (q * np.log(q)).sum()
+        edge += list(q * i)
+    return ops, np.array(edge), loss2, loss3
+
+
+def their_weights(epoch):
+    """dimension.py: linear(epoch) and log_(epoch), EP = 50, E = 8, epoch 1-based."""
+    linear = 1 / (50 - 1) * (epoch - 1)
+    log_ = 0 if epoch < 8 else math.log(epoch - 8 + 1, 50 - 8)
+    return linear, log_
+
+
+def test_daas_weights_and_loss_are_the_authors():
+    rng = np.random.default_rng(2)
+    arch = {f"alphas_{c}": rng.standard_normal((14, 7)) for c in CELLS}
+    # betas around the initial values: some above 1 (three in node 3), one below 0
+    arch.update({f"betas_{c}": rng.uniform(-0.3, 1.4, 12) for c in CELLS})
+    arch["betas_normal"][7:10] = [1.2, 1.5, 1.1]
+    daas = MethodConfig("daas")
+    epoch = 20  # 1-based, as the authors' loop
+    w1, w2 = their_weights(epoch)
+    W_n, W_r, loss = arch_weights(daas, arch, {}, daas.knobs(epoch - 1, 50))
+    loss2 = loss3 = 0.0
+    for c, W in (("normal", W_n), ("reduce", W_r)):
+        beta = np.split(arch[f"betas_{c}"], [3, 7])
+        ops, edge, l2, l3 = their_daas(arch[f"alphas_{c}"], beta, epoch)
+        np.testing.assert_allclose(W[:, 0], 0.0)
+        np.testing.assert_allclose(W[:, 1:], ops * edge[:, None], rtol=1e-12, atol=1e-20)
+        loss2, loss3 = loss2 + l2, loss3 + l3
+    assert float(loss) == pytest.approx(0.1 * w1 * (w2 * loss2 + 4 * loss3), rel=1e-12)
+
+
+def test_daas_schedules_are_the_authors_at_50_epochs():
+    for e in range(50):
+        assert MethodConfig.daas_loss_weights(e, 50) == pytest.approx(their_weights(e + 1),
+                                                                      abs=1e-15)
+    daas = MethodConfig("daas")
+    # train_search.py: alpha's Adam group has lr 0 until epoch == interval (8, 1-based)
+    assert [daas.alpha_lr_factor(e) for e in (0, 6, 7, 49)] == [0, 0, 1, 1]
+    assert MethodConfig().alpha_lr_factor(0) == 1
+    assert set(daas.knobs(3, 50)) == {"daas_w"} and MethodConfig().knobs(3, 50) == {}
 
 
 def test_daas_initial_values():
@@ -231,18 +357,45 @@ def test_daas_initial_values():
     np.testing.assert_allclose(beta, [0.666] * 3 + [0.5] * 4 + [0.4] * 5, atol=1e-3)
 
 
-def test_daas_genotype_follows_beta():
-    arch = {f"alphas_{c}": np.zeros((14, 7)) for c in methods.CELLS}
-    arch["alphas_normal"][:, 3] = 1.0  # sep_conv_3x3 (column 3 of the 7 ops) everywhere
-    arch["alphas_normal"][2, 0] = 9.0  # edge c_{k-2} -> node 1 has the strongest op ...
-    beta = np.array([0.1, 0.9, 0.8,  0.5, 0.5, 0.9, 0.95,  0.1, 0.2, 0.9, 0.3, 0.8])
-    arch.update({"betas_normal": beta, "betas_reduce": beta})
-    g = MethodConfig("daas").genotype(arch)
-    # ... but its beta is the lowest of node 1: node 1 keeps inputs 1 and 2
-    assert sorted(j for _, j in g.normal[2:4]) == [1, 2]
-    assert sorted(j for _, j in g.normal[4:6]) == [2, 3]
-    assert sorted(j for _, j in g.normal[6:8]) == [2, 4]
-    assert {op for op, _ in g.normal} == {"sep_conv_3x3"}
+DAAS_OPS = PRIMITIVES[1:]
+
+
+def their_daas_genotype(alpha, beta_nodes):
+    """Network.genotype of model_search.py for one cell: _sift_beta zeroes the raw alphas of
+    the lowest-beta inputs (stable ascending sort of the raw betas), then _parse: per node the
+    2 edges with the largest softmax weight, each with its best op."""
+    alpha = alpha.copy()
+    offset = 2
+    for drop, b in zip((1, 2, 3), beta_nodes):
+        order = sorted(range(len(b)), key=lambda x: b[x])
+        for j in order[:drop]:
+            alpha[offset + j] = 0
+        offset += len(b)
+    W, gene, start = softmax(alpha), [], 0
+    for i in range(4):
+        rows = W[start:start + i + 2]
+        for j in sorted(range(i + 2), key=lambda x: -max(rows[x]))[:2]:
+            gene.append((DAAS_OPS[int(np.argmax(rows[j]))], j))
+        start += i + 2
+    return gene
+
+
+def test_daas_genotype_is_the_authors():
+    rng = np.random.default_rng(4)
+    method = MethodConfig("daas")
+    tied = 0
+    for trial in range(12):
+        arch = {f"alphas_{c}": rng.standard_normal((14, 7)) for c in CELLS}
+        arch.update({f"betas_{c}": rng.uniform(0.2, 1.6, 12) for c in CELLS})
+        arch["betas_normal"][7:12] = [1.3, 0.2, 1.1, 1.6, 0.3]  # node 3: three betas >= 1
+        g = method.genotype(arch)
+        for c, ours in (("normal", g.normal), ("reduce", g.reduce)):
+            theirs = their_daas_genotype(arch[f"alphas_{c}"], np.split(arch[f"betas_{c}"], [3, 7]))
+            # the same two (op, input) pairs per node (their order within a node is moot)
+            assert [sorted(ours[2 * n:2 * n + 2]) for n in range(4)] == \
+                [sorted(theirs[2 * n:2 * n + 2]) for n in range(4)]
+        tied += {j for _, j in g.normal[6:8]} == {0, 3}  # the two highest raw betas
+    assert tied == 12  # softmax(min(beta, 1)) would tie inputs 0, 2, 3 of node 3
 
 
 # --------------------------------------------------------------------------- on a supernet
@@ -269,15 +422,15 @@ def make_search(method, dtype="float64", unrolled=False):
     return programs, runner
 
 
-def arch_gradient_vs_fd(programs, runner, knobs):
+def arch_gradient_vs_fd(programs, runner, feeds):
     """The alphas' gradient along a random direction against central differences of the
     loss; the knobs that follow alpha are recomputed at every point, as the architect does."""
     data = batch(3)
     names = programs.config.arch_names
     method = programs.config.method
     arch = {n: runner.get(n) for n in names}
-    feeds = dict(x=data[0], y=data[1], bn_update=OFF, **knobs)
-    runner.run(programs["grad"], **feeds, **method.alpha_knobs(arch, knobs))
+    feeds = dict(x=data[0], y=data[1], bn_update=OFF, **feeds)
+    runner.run(programs["grad"], **feeds, **method.alpha_knobs(arch, feeds))
     grad = {n: runner.get("G_" + n) for n in names}
     rng = np.random.default_rng(4)
     d = {n: rng.standard_normal(a.shape) for n, a in arch.items()}
@@ -285,7 +438,7 @@ def arch_gradient_vs_fd(programs, runner, knobs):
     def loss(sign, eps=1e-7):
         moved = {n: arch[n] + sign * eps * d[n] for n in names}
         runner.set_all(moved)
-        return float(runner.run(programs["grad"], **feeds, **method.alpha_knobs(moved, knobs))[0])
+        return float(runner.run(programs["grad"], **feeds, **method.alpha_knobs(moved, feeds))[0])
     fd = (loss(1) - loss(-1)) / 2e-7
     runner.set_all(arch)
     analytic = sum((grad[n] * d[n]).sum() for n in names)
@@ -293,34 +446,60 @@ def arch_gradient_vs_fd(programs, runner, knobs):
     return grad
 
 
-def test_dadarts_architect_gradient_matches_finite_differences():
-    method = MethodConfig("dadarts", topk_temperature=5.0)
+@pytest.mark.parametrize("t, exact", [(1.0, False), (5.0, True)])
+def test_dadarts_architect_gradient_matches_finite_differences(t, exact):
+    """At t = 1 the authors' top-k gradient is the exact one; at other t only the exact
+    gradient (--topk_exact_gradient) is the loss's derivative."""
+    method = MethodConfig("dadarts", topk_temperature=t, topk_exact_gradient=exact)
+    method.linear_temperature_increase = False  # the recipe ramps t; fix it here
     programs, runner = make_search(method)
-    knobs = {**method.knobs(1, 4), "phase": ON}
-    arch_gradient_vs_fd(programs, runner, knobs)
-    # the weight pass (phase 0) runs the one-hot genotype: alphas get no gradient there
+    arch_gradient_vs_fd(programs, runner, {"temperature": np.array([t]),
+                                           **method.switches(ARCH, 1)})
+    # the weight pass runs the hard one-hot: alphas get no gradient there
     arch = {n: runner.get(n) for n in programs.config.arch_names}
-    runner.run(programs["grad"], x=batch(3)[0], y=batch(3)[1], bn_update=OFF,
-               **{**knobs, "phase": OFF}, **method.alpha_knobs(arch, knobs))
+    feeds = {"temperature": np.array([t]), **method.switches(WEIGHTS, 1)}
+    runner.run(programs["grad"], x=batch(3)[0], y=batch(3)[1], bn_update=OFF, **feeds,
+               **method.alpha_knobs(arch, feeds))
     assert np.abs(runner.get("G_alphas_normal")).max() == 0
 
 
-def test_dal_adds_its_gradient_to_the_architect_only():
+def test_the_unrolled_pass_runs_plain_softmax_weights():
+    """w' comes from the gradient of the plain-softmax network (the authors' virtual_step):
+    the DADARTS program's UNROLL pass equals plain DARTS's pass, loss and weight gradients."""
+    results = []
+    for method in (MethodConfig(), MethodConfig("dadarts")):
+        programs, runner = make_search(method, unrolled=True)
+        architect = Architect(runner, programs, unrolled=True)
+        architect.set_epoch(2, 4)
+        loss = architect.gradient(batch(9), OFF, UNROLL)[0]
+        results.append((loss, [runner.get("G_" + b) for b in programs.network.params.banks]))
+        if method.topk:  # and the architect's pass on the same batch does differ
+            assert architect.gradient(batch(9), OFF, ARCH)[0] != pytest.approx(loss, rel=1e-6)
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-13)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-15)
+
+
+def test_dal_adds_its_gradient_to_the_architect_pass_only():
     method = MethodConfig(dal_on_alphas=True, dal_factor=0.5)
     programs, runner = make_search(method)
-    x, y = batch(5)
+    architect = Architect(runner, programs)
+    architect.set_epoch(0, 4)
+    x = batch(5)
     grads = {}
-    arch = {n: runner.get(n) for n in programs.config.arch_names}
-    for phase in (ON, OFF):
-        runner.run(programs["grad"], x=x, y=y, bn_update=OFF, phase=phase,
-                   **method.alpha_knobs(arch, {}))
-        grads[float(phase[0])] = runner.get("G_alphas_normal")
-    p = softmax(arch["alphas_normal"])
-    target = brute_force_mask(p)
-    # d/dalpha of 0.5 * mean((p - onehot)^2): through the softmax Jacobian, by hand
-    g_p = 0.5 * 2 * (p - target) / p.size
-    expected = p * (g_p - (g_p * p).sum(1, keepdims=True))
-    np.testing.assert_allclose(grads[1.0] - grads[0.0], expected, rtol=1e-7, atol=1e-13)
+    for kind in (ARCH, HESSIAN):
+        architect.gradient(x, OFF, kind)
+        grads[kind] = {c: runner.get(f"G_alphas_{c}") for c in CELLS}
+    p = to_nodes(softmax(runner.get("alphas_normal")))
+    # d/dalpha of 0.5 * mean_nodes mean((p - onehot)^2), through each node's softmax rows
+    g_nodes = [0.5 * 2 * (pn - hn) / pn.size / len(p) for pn, hn in zip(p, their_hard(p))]
+    g_p = from_nodes(g_nodes)
+    soft = softmax(runner.get("alphas_normal"))
+    expected = soft * (g_p - (g_p * soft).sum(1, keepdims=True))
+    np.testing.assert_allclose(grads[ARCH]["normal"] - grads[HESSIAN]["normal"], expected,
+                               rtol=1e-7, atol=1e-13)
+    np.testing.assert_allclose(grads[ARCH]["reduce"], grads[HESSIAN]["reduce"], rtol=1e-12,
+                               atol=1e-15)
 
 
 def test_daas_gradient_matches_finite_differences():
@@ -341,14 +520,14 @@ def test_each_method_searches_with_falling_loss(method, unrolled):
     train, valid = batch(6), batch(7)
     names = programs.config.arch_names
     if method.daas:  # epoch 1: beta trains, alpha's learning rate is 0
-        architect.set_knobs(method.knobs(0, 10))
+        architect.set_epoch(0, 10)
         before = {n: runner.get(n) for n in names}
         architect.step(train, valid, eta=0.025)
         assert np.array_equal(runner.get("alphas_normal"), before["alphas_normal"])
         assert not np.array_equal(runner.get("betas_normal"), before["betas_normal"])
     for _ in range(8):
         programs.next_epoch()
-    architect.set_knobs(method.knobs(8, 10))
+    architect.set_epoch(8, 10)
     before = {n: runner.get(n) for n in names}
     losses = []
     for _ in range(6):

@@ -16,7 +16,7 @@ paddle = import_paddle()
 import paddle.nn.functional as F  # noqa: E402
 
 from darts_paddle import onednn  # noqa: E402
-from darts_paddle.architect import OFF, ON  # noqa: E402
+from darts_paddle.architect import OFF  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.programs import Prog, SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
@@ -97,7 +97,7 @@ def gradients(dtype, depthwise):
         runner.set(name, value)
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((4, 3, 8, 8)), rng.integers(0, 5, 4)
-    loss, _ = runner.run(programs["grad"], x=x, y=y, bn_update=OFF, phase=ON)
+    loss, _ = runner.run(programs["grad"], x=x, y=y, bn_update=OFF)
     names = [*ALPHAS, *programs.network.params.banks]
     return programs, {"loss": loss, **{n: runner.get("G_" + n) for n in names}}
 

@@ -14,7 +14,7 @@ from darts_paddle.runtime import import_paddle
 import_paddle()
 
 from darts_paddle import architect, cli  # noqa: E402
-from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
@@ -127,6 +127,14 @@ def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkey
     capsys.readouterr()
     assert cli.run_main(train_search.main, flags(fashion_root, "x", "--resume", path)) == 2
     assert "--method darts (checkpoint: daas)" in capsys.readouterr().err
+    # a DAAS checkpoint from before the port followed its authors is refused by revision
+    del meta["methods_revision"]
+    save_checkpoint(os.path.join(path, "checkpoint.npz"), arrays, meta)
+    argv = flags(fashion_root, "daas", "--method", "daas", "--resume", path)
+    argv.remove("--unrolled")
+    assert cli.run_main(train_search.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "methods revision 1" in err and "start a new search" in err
 
 
 def test_dadarts_flags_conflicting_with_daas_are_one_error(fashion_root, tmp_path, monkeypatch,
