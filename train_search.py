@@ -7,13 +7,14 @@ from darts_paddle.runtime import configure
 
 configure()  # threads and allocator, before paddle loads
 
-from darts_paddle import cli, search  # noqa: E402
+from darts_paddle import cli  # noqa: E402
+from darts_paddle.search import loop  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 
 
 def main(argv=None):
     args = cli.search_parser().parse_args(argv)
-    search.method_config(args)  # contradictory method flags fail before anything is written
+    loop.method_of(args)  # contradictory method flags fail before anything is written
     if args.resume and args.init_from:
         raise UserError("--resume continues a run with its own state; drop --init_from")
     if args.resume:
@@ -24,7 +25,7 @@ def main(argv=None):
     else:
         cli.make_save_dir(args, "search")
     cli.setup_logging(args.save)
-    search.run(args)
+    loop.run(args)
 
 
 if __name__ == "__main__":

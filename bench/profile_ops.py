@@ -56,8 +56,8 @@ def search_runner():
 
     from search_bench import random_batches
 
-    from darts_paddle.architect import ON
-    from darts_paddle.programs import SearchConfig, build_search_programs
+    from darts_paddle.search.architect import ON
+    from darts_paddle.search.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
 
     programs = build_search_programs(SearchConfig())

@@ -41,13 +41,13 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle import runtime
 
     runtime.import_paddle()
-    from darts_paddle.architect import ON, Architect
-    from darts_paddle.methods import ARCH, MethodConfig
-    from darts_paddle.programs import SearchConfig, build_search_programs
+    from darts_paddle.search.architect import ON, Architect
+    from darts_paddle.search.methods import ARCH, make_method
+    from darts_paddle.search.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
     from darts_paddle.train_programs import multiply_adds
 
-    method = MethodConfig(method_name)
+    method = make_method(method_name)
     t0 = time.time()
     programs = build_search_programs(SearchConfig(unrolled=True, method=method))
     build_s = time.time() - t0

@@ -58,3 +58,16 @@ def load_checkpoint(path):
     except json.JSONDecodeError as exc:
         raise UserError(f"checkpoint {path} has corrupt metadata ({exc}); use another one") from None
     return arrays, meta
+
+
+def load_into(runner, names, arrays, mismatch):
+    """Write `arrays[key]` into the scope variable `names[key]` for every key, after checking
+    that every one is there with its variable's shape (nothing is written otherwise); a
+    missing or misshapen one is a UserError with `mismatch(key, expected_shape, array or
+    None)`."""
+    for key, name in names.items():
+        expected, value = runner.get(name).shape, arrays.get(key)
+        if value is None or value.shape != expected:
+            raise UserError(mismatch(key, expected, value))
+    for key, name in names.items():
+        runner.set(name, arrays[key])

@@ -74,7 +74,7 @@ def search_parser():
 
 def _method_flags(p):
     """DAAS and DADARTS as their authors compute them (docs/methods.md, methods.py)."""
-    from .methods import METHODS
+    from .search.methods import METHODS
 
     g = p.add_argument_group("discretization-aware search")
     g.add_argument("--method", default="darts", choices=METHODS,

@@ -12,7 +12,7 @@ NetworkImageNet or the search network (model_search.Network).  Read with
 Output: an evaluation network becomes the checkpoint train.py writes (weights in banks, BN
 statistics in a StatsStore, see training.py): `train.py --eval_only --model_path OUT`
 evaluates it and `train.py --init_from OUT` trains from it.  The search network becomes a
-"search weights" file (weights, BN statistics, alphas; search.WEIGHTS_FORMAT) that
+"search weights" file (weights, BN statistics, alphas; state/search_state.py WEIGHTS_FORMAT) that
 `train_search.py --init_from OUT` starts a search from.
 
 The network is built from the flags, each inferred from the tensors when not given (layers
@@ -38,8 +38,8 @@ from .data import get_spec
 from .errors import UserError
 from .genotype import genotype_to_json, resolve_arch
 from .networks import build_network
-from .search import WEIGHTS_FORMAT
-from .supernet import SearchNetwork
+from .state.search_state import WEIGHTS_FORMAT
+from .search.supernet import SearchNetwork
 from .torch_checkpoint import ALPHA_KEYS, ALPHAS_HINT, read_alphas, read_torch_checkpoint
 from .torch_layout import eval_assignments, search_assignments, target_shapes
 

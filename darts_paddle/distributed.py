@@ -177,7 +177,7 @@ def build_broadcast_program(variables):
     import paddle
     import paddle.distributed as dist
 
-    from .programs import Prog
+    from .runner import Prog
 
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, paddle.static.Program()):

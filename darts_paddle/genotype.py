@@ -27,6 +27,10 @@ from darts_paddle.errors import UserError
 
 Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
 
+STEPS = 4  # intermediate nodes of a cell
+MULTIPLIER = 4  # the last nodes concatenated into a cell's output
+CELLS = ('normal', 'reduce')  # the two cell types, each with its own alphas
+
 PRIMITIVES = [
     'none',
     'max_pool_3x3',
@@ -184,7 +188,7 @@ def _candidate_edges(node, beta):
     return sorted(np.argsort(beta, kind='stable')[-2:].tolist())
 
 
-def derive_cell(weights, steps=4, primitives=PRIMITIVES, betas=None):
+def derive_cell(weights, steps=STEPS, primitives=PRIMITIVES, betas=None):
     """Top-2 parse of one cell from its (already normalised) op weights, [edges, len(primitives)].
 
     'none' never wins: edges are ranked by, and ops picked from, the other ops only,
@@ -210,7 +214,7 @@ def derive_cell(weights, steps=4, primitives=PRIMITIVES, betas=None):
     return ops
 
 
-def derive_genotype(weights_normal, weights_reduce, steps=4, primitives=PRIMITIVES,
+def derive_genotype(weights_normal, weights_reduce, steps=STEPS, primitives=PRIMITIVES,
                     betas_normal=None, betas_reduce=None):
     """Genotype from the normalised weights of both cells; every node goes into the concat.
 

@@ -4,9 +4,21 @@ Everything that runs a Program or touches a variable's value goes through a Runn
 rest of the code never sees feeds, fetch lists or scopes.
 """
 
+from dataclasses import dataclass, field
+from typing import List
+
 import numpy as np
 
 from .runtime import depthwise_backend, get_place, import_paddle
+
+
+@dataclass
+class Prog:
+    """A built Program with the names it is fed and its fixed fetch list (a changed fetch
+    list re-prepares the program: docs/paddle.md)."""
+    program: object
+    feeds: List[str] = field(default_factory=list)
+    fetch: List[object] = field(default_factory=list)
 
 
 class Runner:

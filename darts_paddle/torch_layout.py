@@ -21,7 +21,7 @@ from .eval_ops import AvgPool, Conv7x1_1x7, DilConv, Identity, MaxPool, SepConv
 from .genotype import PRIMITIVES
 from .networks import NetworkCIFAR
 from .ops import FactorizedReduce
-from .supernet import ALPHAS, CONV_OPS, edge_index
+from .search.supernet import ALPHAS, CONV_OPS, edge_index
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from typing import Optional
 from .networks import DropPath, build_network
 from .ops import Context
 from .params import SharedVars
-from .programs import Prog, weight_optimizer
+from .optim import weight_optimizer
+from .runner import Prog
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""DAAS and DADARTS (darts_paddle/methods.py) against references written in this file from
+"""DAAS and DADARTS (darts_paddle/search/methods/) against references written in this file from
 the authors' code, read with its layout: DAAS from sunsmarterjie/DAAS (cnn/MinEntropyLoss.py,
 cnn/model_search.py, cnn/dimension.py), DADARTS from vascofor2000/epe-darts-integration
 (epe_darts/search_cnn.py, functional.py, architect.py, controller.py): per-node lists of
@@ -17,11 +17,11 @@ from darts_paddle.runtime import import_paddle
 
 paddle = import_paddle()
 
-from darts_paddle import methods  # noqa: E402
-from darts_paddle.architect import OFF, ON, Architect  # noqa: E402
+from darts_paddle.search.architect import OFF, Architect  # noqa: E402
 from darts_paddle.genotype import PRIMITIVES, softmax  # noqa: E402
-from darts_paddle.methods import ARCH, HESSIAN, UNROLL, WEIGHTS, MethodConfig  # noqa: E402
-from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.search.methods import ARCH, HESSIAN, UNROLL, WEIGHTS, make_method  # noqa: E402
+from darts_paddle.search.methods import daas, topk  # noqa: E402
+from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 
 F = paddle.nn.functional
@@ -136,7 +136,7 @@ def arch_weights(method, arch, switches, knobs=None):
 
     def build(v):
         knob_vars = {k: v[k] for k in shapes}
-        weights, extra = methods.arch_terms(method, {n: v[n] for n in arch}, knob_vars)
+        weights, extra = method.op_weights({n: v[n] for n in arch}, knob_vars)
         return [weights["normal"], weights["reduce"]] + ([extra] if extra is not None else [])
     return run_program(build, {n: feeds[n] for n in names})
 
@@ -148,10 +148,10 @@ def topk_program(x, k, t, valid, weights, exact=False):
     sum(weights * TopK) with respect to x."""
     def build(v):
         v["x"].stop_gradient = False
-        mask = methods.soft_topk(v["x"], v["tau"], v["t"], v["valid"], exact)
+        mask = topk.soft_topk(v["x"], v["tau"], v["t"], v["valid"], exact)
         objective = paddle.sum(mask * v["w"])
         return [mask, paddle.static.gradients([objective], [v["x"]])[0]]
-    tau = methods.topk_thresholds(x, k, t, valid)
+    tau = topk.thresholds(x, k, t, valid)
     return run_program(build, {"x": x, "tau": tau, "t": np.array([t]), "valid": valid,
                                "w": weights})
 
@@ -207,7 +207,7 @@ def test_exact_topk_gradient_matches_finite_differences(t):
 def test_topk_weights_of_both_cells_are_the_authors(t):
     """'none' strongest on some edges, and node 0 under the node top-k, as theirs."""
     arch = random_arch(8, none_strongest=(0, 3, 9))
-    method = MethodConfig(topk_on_alphas=True)
+    method = make_method(topk_on_alphas=True)
     W_n, W_r = arch_weights(method, arch, method.switches(ARCH, 0), {"temperature": [t]})
     for c, W in zip(CELLS, (W_n, W_r)):
         expected = from_nodes(their_topk_weights(to_nodes(softmax(arch[f"alphas_{c}"])), t))
@@ -222,7 +222,7 @@ def test_topk_weights_of_both_cells_are_the_authors(t):
 
 def test_hard_discretization_is_the_authors_with_none():
     arch = random_arch(5, none_strongest=(0, 3, 9, 13))
-    hard = MethodConfig(hd_on_weights=True).alpha_knobs(arch, {})["hard"]
+    hard = make_method(hd_on_weights=True).alpha_knobs(arch, {})["hard"]
     for cell, rows in zip(CELLS, np.split(hard, 2)):
         expected = from_nodes(their_hard(to_nodes(softmax(arch[f"alphas_{cell}"]))))
         np.testing.assert_array_equal(rows, expected)
@@ -238,14 +238,14 @@ def test_hard_discretization_is_the_authors_with_none():
 
 def test_topk_wins_over_hard_in_the_weight_pass():
     arch = random_arch(3)
-    method = MethodConfig(topk_on_weights=True, hd_on_weights=True)
+    method = make_method(topk_on_weights=True, hd_on_weights=True)
     knobs = {"temperature": [4.0]}
     assert {k: float(v[0]) for k, v in method.switches(WEIGHTS, 0).items()} == \
         {"use_topk": 1.0, "use_hd": 1.0}
     W_n, _ = arch_weights(method, arch, method.switches(WEIGHTS, 0), knobs)
     expected = from_nodes(their_topk_weights(to_nodes(softmax(arch["alphas_normal"])), 4.0))
     np.testing.assert_allclose(W_n, expected, rtol=1e-7, atol=1e-13)
-    hd_only = MethodConfig(hd_on_weights=True)
+    hd_only = make_method(hd_on_weights=True)
     W_n, _ = arch_weights(hd_only, arch, hd_only.switches(WEIGHTS, 0))
     np.testing.assert_array_equal(W_n, from_nodes(their_hard(to_nodes(softmax(arch["alphas_normal"])))))
 
@@ -256,7 +256,7 @@ def test_pass_switches_follow_the_authors_architect_and_controller():
     """virtual_step: plain softmax (topk/hd_on_virtualstep default off); L_val(w') and the
     finite-difference passes: topk_on_alphas; DAL in L_val(w') only; the weight step and
     validation: topk_on_weights, else hd_on_weights from hd_start (0-based)."""
-    m = MethodConfig("dadarts", hd_start=3)
+    m = make_method("dadarts", hd_start=3)
     table = {kind: {k: float(v[0]) for k, v in m.switches(kind, 2).items()}
              for kind in (UNROLL, ARCH, HESSIAN, WEIGHTS)}
     assert table == {UNROLL: {"use_topk": 0, "use_hd": 0, "use_dal": 0},
@@ -264,26 +264,26 @@ def test_pass_switches_follow_the_authors_architect_and_controller():
                      HESSIAN: {"use_topk": 1, "use_hd": 0, "use_dal": 0},
                      WEIGHTS: {"use_topk": 0, "use_hd": 0, "use_dal": 0}}
     assert [float(m.switches(WEIGHTS, e)["use_hd"][0]) for e in range(5)] == [0, 0, 0, 1, 1]
-    assert MethodConfig(hd_start=2).hd_on_weights  # a start epoch switches it on, as theirs
-    assert MethodConfig().switches(ARCH, 0) == {}
+    assert make_method(hd_start=2).hd_on_weights  # a start epoch switches it on, as theirs
+    assert make_method().switches(ARCH, 0) == {}
 
 
 def test_temperature_ramp_and_recipe():
-    m = MethodConfig("dadarts", topk_temperature=10.0)
+    m = make_method("dadarts", topk_temperature=10.0)
     assert m.dal_on_alphas and m.topk_on_alphas and m.hd_on_weights and not m.topk_on_weights
     # controller.py: linear_temperature_max * epoch / max_epochs, epoch 0-based
     assert [m.temperature(e, 5) for e in range(5)] == [0.0, 40.0, 80.0, 120.0, 160.0]
     assert m.temperature(49, 50) == 196.0
-    assert MethodConfig(topk_on_alphas=True, topk_temperature=3.0).temperature(4, 5) == 3.0
+    assert make_method(topk_on_alphas=True, topk_temperature=3.0).temperature(4, 5) == 3.0
     with pytest.raises(ValueError):
-        MethodConfig("daas", hd_on_weights=True)
+        make_method("daas", hd_on_weights=True)
 
 
 # --------------------------------------------------------------------------- DAL
 
 def test_dal_is_the_authors_on_the_normal_cell_only():
     arch = random_arch(11, none_strongest=(2, 6))
-    method = MethodConfig(dal_on_alphas=True, dal_factor=0.7)
+    method = make_method(dal_on_alphas=True, dal_factor=0.7)
     *_, dal = arch_weights(method, arch, method.switches(ARCH, 0))
     expected = 0.7 * their_dal(to_nodes(softmax(arch["alphas_normal"])))
     assert float(dal) == pytest.approx(expected, rel=1e-12)
@@ -325,10 +325,10 @@ def test_daas_weights_and_loss_are_the_authors():
     # betas around the initial values: some above 1 (three in node 3), one below 0
     arch.update({f"betas_{c}": rng.uniform(-0.3, 1.4, 12) for c in CELLS})
     arch["betas_normal"][7:10] = [1.2, 1.5, 1.1]
-    daas = MethodConfig("daas")
+    method = make_method("daas")
     epoch = 20  # 1-based, as the authors' loop
     w1, w2 = their_weights(epoch)
-    W_n, W_r, loss = arch_weights(daas, arch, {}, daas.knobs(epoch - 1, 50))
+    W_n, W_r, loss = arch_weights(method, arch, {}, method.knobs(epoch - 1, 50))
     loss2 = loss3 = 0.0
     for c, W in (("normal", W_n), ("reduce", W_r)):
         beta = np.split(arch[f"betas_{c}"], [3, 7])
@@ -341,17 +341,17 @@ def test_daas_weights_and_loss_are_the_authors():
 
 def test_daas_schedules_are_the_authors_at_50_epochs():
     for e in range(50):
-        assert MethodConfig.daas_loss_weights(e, 50) == pytest.approx(their_weights(e + 1),
+        assert daas.loss_weights(e, 50) == pytest.approx(their_weights(e + 1),
                                                                       abs=1e-15)
-    daas = MethodConfig("daas")
+    daas_method = make_method("daas")
     # train_search.py: alpha's Adam group has lr 0 until epoch == interval (8, 1-based)
-    assert [daas.alpha_lr_factor(e) for e in (0, 6, 7, 49)] == [0, 0, 1, 1]
-    assert MethodConfig().alpha_lr_factor(0) == 1
-    assert set(daas.knobs(3, 50)) == {"daas_w"} and MethodConfig().knobs(3, 50) == {}
+    assert [daas_method.alpha_lr_factor(e) for e in (0, 6, 7, 49)] == [0, 0, 1, 1]
+    assert make_method().alpha_lr_factor(0) == 1
+    assert set(daas_method.knobs(3, 50)) == {"daas_w"} and make_method().knobs(3, 50) == {}
 
 
 def test_daas_initial_values():
-    values = MethodConfig("daas").initial_values(np.random.default_rng(0))
+    values = make_method("daas").arch_parameters().initial_values(np.random.default_rng(0))
     assert values["alphas_normal"].shape == (14, 7) and np.abs(values["alphas_normal"]).max() < 1e-3
     beta = values["betas_reduce"]
     np.testing.assert_allclose(beta, [0.666] * 3 + [0.5] * 4 + [0.4] * 5, atol=1e-3)
@@ -382,7 +382,7 @@ def their_daas_genotype(alpha, beta_nodes):
 
 def test_daas_genotype_is_the_authors():
     rng = np.random.default_rng(4)
-    method = MethodConfig("daas")
+    method = make_method("daas")
     tied = 0
     for trial in range(12):
         arch = {f"alphas_{c}": rng.standard_normal((14, 7)) for c in CELLS}
@@ -416,9 +416,8 @@ def make_search(method, dtype="float64", unrolled=False):
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
     rng = np.random.default_rng(1)
-    for name, shape in method.arch_shapes().items():  # far from uniform
-        if name.startswith("alphas"):
-            runner.set(name, rng.standard_normal(shape))
+    for name in programs.arch.group("alphas"):  # far from uniform
+        runner.set(name, rng.standard_normal(runner.get(name).shape))
     return programs, runner
 
 
@@ -426,7 +425,7 @@ def arch_gradient_vs_fd(programs, runner, feeds):
     """The alphas' gradient along a random direction against central differences of the
     loss; the knobs that follow alpha are recomputed at every point, as the architect does."""
     data = batch(3)
-    names = programs.config.arch_names
+    names = programs.arch.names
     method = programs.config.method
     arch = {n: runner.get(n) for n in names}
     feeds = dict(x=data[0], y=data[1], bn_update=OFF, **feeds)
@@ -450,13 +449,13 @@ def arch_gradient_vs_fd(programs, runner, feeds):
 def test_dadarts_architect_gradient_matches_finite_differences(t, exact):
     """At t = 1 the authors' top-k gradient is the exact one; at other t only the exact
     gradient (--topk_exact_gradient) is the loss's derivative."""
-    method = MethodConfig("dadarts", topk_temperature=t, topk_exact_gradient=exact)
+    method = make_method("dadarts", topk_temperature=t, topk_exact_gradient=exact)
     method.linear_temperature_increase = False  # the recipe ramps t; fix it here
     programs, runner = make_search(method)
     arch_gradient_vs_fd(programs, runner, {"temperature": np.array([t]),
                                            **method.switches(ARCH, 1)})
     # the weight pass runs the hard one-hot: alphas get no gradient there
-    arch = {n: runner.get(n) for n in programs.config.arch_names}
+    arch = {n: runner.get(n) for n in programs.arch.names}
     feeds = {"temperature": np.array([t]), **method.switches(WEIGHTS, 1)}
     runner.run(programs["grad"], x=batch(3)[0], y=batch(3)[1], bn_update=OFF, **feeds,
                **method.alpha_knobs(arch, feeds))
@@ -467,13 +466,13 @@ def test_the_unrolled_pass_runs_plain_softmax_weights():
     """w' comes from the gradient of the plain-softmax network (the authors' virtual_step):
     the DADARTS program's UNROLL pass equals plain DARTS's pass, loss and weight gradients."""
     results = []
-    for method in (MethodConfig(), MethodConfig("dadarts")):
+    for method in (make_method(), make_method("dadarts")):
         programs, runner = make_search(method, unrolled=True)
         architect = Architect(runner, programs, unrolled=True)
         architect.set_epoch(2, 4)
         loss = architect.gradient(batch(9), OFF, UNROLL)[0]
         results.append((loss, [runner.get("G_" + b) for b in programs.network.params.banks]))
-        if method.topk:  # and the architect's pass on the same batch does differ
+        if method.name == "dadarts":  # and the architect's pass on the same batch does differ
             assert architect.gradient(batch(9), OFF, ARCH)[0] != pytest.approx(loss, rel=1e-6)
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-13)
     for a, b in zip(results[0][1], results[1][1]):
@@ -481,7 +480,7 @@ def test_the_unrolled_pass_runs_plain_softmax_weights():
 
 
 def test_dal_adds_its_gradient_to_the_architect_pass_only():
-    method = MethodConfig(dal_on_alphas=True, dal_factor=0.5)
+    method = make_method(dal_on_alphas=True, dal_factor=0.5)
     programs, runner = make_search(method)
     architect = Architect(runner, programs)
     architect.set_epoch(0, 4)
@@ -503,23 +502,23 @@ def test_dal_adds_its_gradient_to_the_architect_pass_only():
 
 
 def test_daas_gradient_matches_finite_differences():
-    method = MethodConfig("daas")
+    method = make_method("daas")
     programs, runner = make_search(method)
     grad = arch_gradient_vs_fd(programs, runner, method.knobs(20, 50))
     assert np.abs(grad["betas_normal"]).max() > 0
 
 
 @pytest.mark.parametrize("method, unrolled", [
-    (MethodConfig("daas"), False),
-    (MethodConfig("dadarts"), True),
-    (MethodConfig(topk_on_weights=True, topk_temperature=2.0), False),
+    (make_method("daas"), False),
+    (make_method("dadarts"), True),
+    (make_method(topk_on_weights=True, topk_temperature=2.0), False),
 ])
 def test_each_method_searches_with_falling_loss(method, unrolled):
     programs, runner = make_search(method, dtype="float32", unrolled=unrolled)
     architect = Architect(runner, programs, unrolled=unrolled)
     train, valid = batch(6), batch(7)
-    names = programs.config.arch_names
-    if method.daas:  # epoch 1: beta trains, alpha's learning rate is 0
+    names = programs.arch.names
+    if method.name == "daas":  # epoch 1: beta trains, alpha's learning rate is 0
         architect.set_epoch(0, 10)
         before = {n: runner.get(n) for n in names}
         architect.step(train, valid, eta=0.025)

@@ -229,7 +229,7 @@ def test_cell_equals_numpy_reference(name, reduction, reduction_prev, training):
         masks = drop_path_masks(rng, cell.drop_paths, batch, 0.5).astype(np.float64)
         assert 0 < masks.mean() and (masks == 0).any()  # some samples really dropped
         feeds["m"] = masks
-    from darts_paddle.programs import Prog
+    from darts_paddle.runner import Prog
 
     got = runner.run(Prog(main, list(feeds), [out]), **feeds)[0]
     weights = params.unbank(banks)
@@ -244,7 +244,7 @@ def test_cell_equals_numpy_reference(name, reduction, reduction_prev, training):
 
 
 def test_multiply_adds_count_convolutions_and_matmuls_per_image():
-    from darts_paddle.programs import Prog
+    from darts_paddle.runner import Prog
     from darts_paddle.train_programs import multiply_adds
 
     main = paddle.static.Program()

@@ -16,11 +16,12 @@ paddle = import_paddle()
 import paddle.nn.functional as F  # noqa: E402
 
 from darts_paddle import onednn  # noqa: E402
-from darts_paddle.architect import OFF  # noqa: E402
+from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
-from darts_paddle.programs import Prog, SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.runner import Prog  # noqa: E402
+from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from darts_paddle.supernet import ALPHAS  # noqa: E402
+from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle import runtime  # noqa: E402
 
 # (channels, size, kernel, stride, dilation): sep/dil convs at stride 1 and 2

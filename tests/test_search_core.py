@@ -13,11 +13,11 @@ from darts_paddle.runtime import import_paddle
 
 paddle = import_paddle()
 
-from darts_paddle.architect import OFF, ON, Architect  # noqa: E402
-from darts_paddle.methods import MethodConfig  # noqa: E402
-from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.search.architect import OFF, ON, Architect  # noqa: E402
+from darts_paddle.search.methods import make_method  # noqa: E402
+from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from darts_paddle.supernet import ALPHAS, SearchNetwork  # noqa: E402
+from darts_paddle.search.supernet import ALPHAS, SearchNetwork  # noqa: E402
 
 import search_reference  # noqa: E402
 
@@ -79,7 +79,7 @@ def test_default_supernet_has_the_published_weight_count():
 def test_gradient_program_stays_small(method):
     """The op count (independent of C and image size) of the default 8-cell supernet."""
     programs = build_search_programs(SearchConfig(C=4, layers=8, image_size=8,
-                                                  method=MethodConfig(method)))
+                                                  method=make_method(method)))
     assert len(programs["grad"].program.global_block().ops) <= 6500
 
 
@@ -146,9 +146,10 @@ def test_second_order_alpha_gradient_matches_finite_differences(search):
     m = {b: runner.get(programs.shared.scope_name("momentum_" + b)) for b in w}
     assert max(np.abs(v).max() for v in m.values()) > 0
 
-    Architect(runner, programs, unrolled=True)._second_order_gradient(train, valid, eta)
+    architect = Architect(runner, programs, unrolled=True)
+    architect.alpha_gradient(train, valid, eta)
     grad2 = {a: runner.get("G_" + a) for a in ALPHAS}
-    d_alpha = {a: runner.get("d_" + a) for a in ALPHAS}
+    d_alpha = architect.unrolled_terms()["d_alpha"]
 
     def unrolled_val_loss(a):
         """L_val(w'(alpha), alpha) with w' the virtual step, computed here in numpy."""
@@ -174,11 +175,13 @@ def test_second_order_step_is_the_papers_formula():
     _weight_step_once(programs, runner)
     train, valid, eta = batch(6), batch(7), 0.05
     w = banks(programs, runner)
-    Architect(runner, programs, unrolled=True)._second_order_gradient(train, valid, eta)
+    architect = Architect(runner, programs, unrolled=True)
+    architect.alpha_gradient(train, valid, eta)
     result = {a: runner.get("G_" + a) for a in ALPHAS}
-    d_alpha = {a: runner.get("d_" + a) for a in ALPHAS}
-    v = {b: runner.get("v_" + b) for b in w}
+    terms = architect.unrolled_terms()
+    d_alpha, v = terms["d_alpha"], terms["v"]
     radius = 0.01 / np.sqrt(sum((v[b] ** 2).sum() for b in w))
+    assert terms["R"] == pytest.approx(radius, rel=1e-12)
 
     def alpha_grad_at(weights):
         loss_at(programs, runner, train, weights=weights)

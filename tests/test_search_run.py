@@ -13,7 +13,8 @@ from darts_paddle.runtime import import_paddle
 
 import_paddle()
 
-from darts_paddle import architect, cli  # noqa: E402
+from darts_paddle import cli  # noqa: E402
+from darts_paddle.search import architect  # noqa: E402
 from darts_paddle.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 

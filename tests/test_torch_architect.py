@@ -16,13 +16,14 @@ from darts_paddle.runtime import import_paddle  # noqa: E402
 
 paddle = import_paddle()
 
-from darts_paddle import convert_torch, search  # noqa: E402
+from darts_paddle import convert_torch  # noqa: E402
+from darts_paddle.state import search_state  # noqa: E402
 from darts_paddle import torch_architect as ta  # noqa: E402
 from darts_paddle import torch_models as tm  # noqa: E402
-from darts_paddle.architect import Architect  # noqa: E402
-from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.search.architect import Architect  # noqa: E402
+from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from darts_paddle.supernet import ALPHAS  # noqa: E402
+from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 
 C, LAYERS, SIZE, BATCH, ETA = 4, 3, 8, 4, 0.025
 
@@ -54,7 +55,7 @@ def paddle_side(net):
     runner = Runner(paddle.CPUPlace(), dtype="float64")
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    search.init_state(programs, runner, arrays, "the torch network")
+    search_state.init_state(programs, runner, arrays, "the torch network")
     return programs, runner
 
 

@@ -24,16 +24,18 @@ paddle = import_paddle()
 import torch.nn.functional as TF  # noqa: E402
 
 import genotypes as G  # noqa: E402
-from darts_paddle import cli, convert_torch, search, torch_checkpoint, training  # noqa: E402
+from darts_paddle import cli, convert_torch, torch_checkpoint, training  # noqa: E402
+from darts_paddle.search import loop  # noqa: E402
+from darts_paddle.state import search_state  # noqa: E402
 from darts_paddle import torch_models as tm  # noqa: E402
-from darts_paddle.architect import OFF  # noqa: E402
+from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import Genotype, format_genotype, genotype_from_json  # noqa: E402
 from darts_paddle.networks import build_network  # noqa: E402
-from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from darts_paddle.supernet import ALPHAS  # noqa: E402
+from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.train_programs import build_train_programs  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
@@ -233,9 +235,9 @@ def load_search(path):
     runner = Runner(paddle.CPUPlace(), dtype="float64")
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    arrays, shape = search.read_initial_state(path)
+    arrays, shape = search_state.read_initial_state(path)
     assert shape == dict(C=4, layers=3, num_classes=10, in_channels=3)
-    search.init_state(programs, runner, arrays, path)
+    search_state.init_state(programs, runner, arrays, path)
     return programs, runner
 
 
@@ -252,7 +254,7 @@ def test_search_network_gives_the_same_loss_and_alpha_gradient(supernet, alphas_
         torch.save(supernet.arch_parameters(), tmp_path / "alphas.pt")
         convert(source, out, "--search", "--alphas", tmp_path / "alphas.pt")
     arrays, meta = load_checkpoint(str(out))
-    assert meta["format"] == search.WEIGHTS_FORMAT and arrays["alphas_normal"].dtype == np.float64
+    assert meta["format"] == search_state.WEIGHTS_FORMAT and arrays["alphas_normal"].dtype == np.float64
     programs, runner = load_search(str(out))
 
     rng = np.random.default_rng(5)
@@ -415,14 +417,14 @@ def test_train_search_init_from_a_converted_supernet(tmp_path, monkeypatch, caps
     converted, _ = load_checkpoint("supernet.npz")
 
     seen = {}
-    real_train_epoch = search.train_epoch
+    real_train_epoch = loop.train_epoch
 
     def recording(epoch, args, programs, architect, *rest):
         names = programs.state_names()
         seen.update({k: architect.runner.get(names[k]) for k in converted})
         return real_train_epoch(epoch, args, programs, architect, *rest)
 
-    monkeypatch.setattr(search, "train_epoch", recording)
+    monkeypatch.setattr(loop, "train_epoch", recording)
     flags = ["--dataset", "fashion_mnist", "--data", str(tmp_path), "--layers", "3",
              "--init_channels", "2", "--batch_size", "4", "--epochs", "1", "--max_steps", "1",
              "--init_from", "supernet.npz"]

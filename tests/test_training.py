@@ -16,7 +16,7 @@ from darts_paddle import cli, training  # noqa: E402
 from darts_paddle.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.networks import drop_path_masks  # noqa: E402
-from darts_paddle.programs import Prog  # noqa: E402
+from darts_paddle.runner import Prog  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.train_programs import (TrainConfig, build_train_programs,  # noqa: E402
                                          criterion)

@@ -26,16 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .genotype import PRIMITIVES
-from .ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
-from .params import ParamStore, SharedVars, StatsStore
+from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS
+from ..ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
+from ..paddle_static import F, paddle
+from ..params import ParamStore, SharedVars, StatsStore
 
-STEPS = 4
-MULTIPLIER = 4
 CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
 DILATION = {"sep_conv_3x3": 1, "sep_conv_5x5": 1, "dil_conv_3x3": 2, "dil_conv_5x5": 2}
-ALPHAS = ("alphas_normal", "alphas_reduce")
+ALPHAS = tuple(f"alphas_{c}" for c in CELLS)
 COL = {name: i for i, name in enumerate(PRIMITIVES)}
 
 
@@ -79,8 +78,6 @@ class FusedConvOp:
 
     def __call__(self, tiled, stride, scale, ctx):
         """w[e] * op_e(x) for every edge e; `scale` [E*C] carries the op weights w."""
-        import paddle.nn.functional as F
-
         h = self._dw_pw(tiled, self.dw_1, self.pw_1, stride)
         if not self.separable:
             return self.bn_1(h, ctx, scale=scale)
@@ -90,7 +87,6 @@ class FusedConvOp:
 
 class EdgesFromState:
     """The mixed ops of every edge leaving one state, fused (see module docstring)."""
-
     def __init__(self, params, stats, name, C, nodes, stride):
         E = len(nodes)
         self.C, self.E, self.nodes, self.stride = C, E, nodes, stride
@@ -105,9 +101,6 @@ class EdgesFromState:
         All edges at once: the input is tiled E times (edge-major channels), the depthwise
         convs use groups = E*C and the 1x1 convs groups = E.  Returns [B, E*C, h, w].
         """
-        import paddle
-        import paddle.nn.functional as F
-
         tiled = paddle.tile(F.relu(x), [1, self.E, 1, 1])
         return total([self.convs[op](tiled, self.stride, weights.conv[op], ctx)
                       for op in CONV_OPS])
@@ -117,9 +110,6 @@ class EdgesFromState:
 
         weights: the `EdgeWeights` of this state's edges (softmax(alpha) rows, pre-cut).
         """
-        import paddle
-        import paddle.nn.functional as F
-
         E, C = self.E, self.C
         pools = [F.max_pool2d(x, 3, self.stride, 1),
                  F.avg_pool2d(x, 3, self.stride, 1, exclusive=True)]
@@ -141,7 +131,6 @@ class EdgesFromState:
 @dataclass
 class EdgeWeights:
     """softmax(alpha) rows of the edges leaving one state, cut to the shapes used above."""
-
     shared: object  # [E, 2 or 3]: max pool, avg pool (, identity when stride 1)
     conv: dict  # op name -> [E*C]: that op's weight per edge, repeated per channel
     skip_scale: object = None  # [E*C]: stride-2 skip_connect (FactorizedReduce)
@@ -149,8 +138,6 @@ class EdgeWeights:
 
 def _per_channel(column, C):
     """[E] op weights -> [E*C] BN scale (edge-major, each weight repeated per channel)."""
-    import paddle
-
     e_by_1 = paddle.unsqueeze(column, -1)
     return paddle.reshape(paddle.expand(e_by_1, [e_by_1.shape[0], C]), [-1])
 
@@ -160,8 +147,6 @@ def edge_weights(op_weights, reduction, C):
 
     op_weights [edges, 8]: the factor of every op on every edge, softmax(alpha) in DARTS
     (methods.py computes it for each search method)."""
-    import paddle
-
     result = []
     for j in range(STEPS + 1):
         index = paddle.assign(np.array([edge_index(j, i) for i in targets(j)], np.int64))
@@ -193,8 +178,6 @@ class SearchCell:
 
     def __call__(self, s0, s1, source_weights, ctx):
         """source_weights[j]: the EdgeWeights of the edges leaving state j."""
-        import paddle
-
         states = [self.preprocess0(s0, ctx), self.preprocess1(s1, ctx)]
         incoming = [[] for _ in range(STEPS)]
         for j, source in enumerate(self.sources):
@@ -208,7 +191,6 @@ class SearchCell:
 
 class SearchNetwork:
     """Stem, `layers` search cells (reductions at L/3 and 2L/3), global pool, classifier."""
-
     def __init__(self, C=16, num_classes=10, layers=8, in_channels=3, stem_multiplier=3):
         self.C, self.num_classes, self.layers = C, num_classes, layers
         self.params = ParamStore("weights")
@@ -232,9 +214,6 @@ class SearchNetwork:
 
     def __call__(self, x, weights_normal, weights_reduce, ctx):
         """Logits; weights_*: the [edges, 8] op weights of the normal / reduction cells."""
-        import paddle
-        import paddle.nn.functional as F
-
         weights = {}  # (reduction, C) -> EdgeWeights per source, shared by those cells
         s0 = s1 = self.stem_bn(conv(x, self.stem_conv, padding=1), ctx)
         for cell in self.cells:

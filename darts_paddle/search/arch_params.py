@@ -1,0 +1,55 @@
+"""The architecture parameters of a search, owned by one object: the alphas of both cell
+types and, for DAAS, the betas.  Each belongs to a group ("alphas", "betas") that has its
+own Adam and learning rate; names, shapes, initial values and reading them back live here,
+so no other code tells them apart by name."""
+
+from dataclasses import dataclass
+from typing import Tuple
+
+from ..genotype import CELLS
+
+
+@dataclass(frozen=True)
+class ArchParameter:
+    name: str
+    shape: Tuple[int, ...]
+    group: str  # "alphas" or "betas"
+    start: object  # the mean of the initial values: a float or an array of `shape`
+    noise: float  # their standard deviation
+
+
+class ArchParameters:
+    def __init__(self, parameters):
+        self.parameters = list(parameters)
+
+    @classmethod
+    def alphas(cls, edges, ops, noise):
+        """alphas_<cell> [edges, ops] ~ noise x N(0, 1), for both cell types."""
+        return cls(ArchParameter(f"alphas_{c}", (edges, ops), "alphas", 0.0, noise)
+                   for c in CELLS)
+
+    def __add__(self, other):
+        return ArchParameters(self.parameters + other.parameters)
+
+    @property
+    def names(self):
+        return [p.name for p in self.parameters]
+
+    def shapes(self):
+        return {p.name: list(p.shape) for p in self.parameters}
+
+    def group(self, group):
+        """The names of one group, in order ([] when the method has none)."""
+        return [p.name for p in self.parameters if p.group == group]
+
+    def initial_values(self, rng):
+        return {p.name: p.start + p.noise * rng.standard_normal(p.shape) for p in self.parameters}
+
+    def materialize(self, shared):
+        """{name: variable} in the program being built."""
+        return {p.name: shared.parameter(p.name, list(p.shape)) for p in self.parameters}
+
+    def read(self, runner):
+        """{name: array}: their current values."""
+        return {name: runner.get(name) for name in self.names}
+

@@ -1,0 +1,216 @@
+"""The architect: one update of the architecture parameters alpha (DARTS, section 2.3,
+equations 6-8), its programs and their runs.
+
+    first order    grad_alpha = dL_val(w, alpha) / dalpha
+    second order   w'         = w - eta * (mu * m + dL_train(w) / dw + lambda * w)
+                   grad_alpha = dL_val(w', alpha) / dalpha
+                                - eta * (g+ - g-) / (2R),      R = 0.01 / ||v||,
+                   v  = dL_val(w', alpha) / dw',
+                   g+- = dL_train(w +- R v, alpha) / dalpha      (finite-difference H v)
+    then           alpha <- Adam(alpha, grad_alpha)
+
+Every gradient is a run of the one gradient program (programs.py), which writes G_w and
+G_alpha; the small programs built here move vectors between the buffers named at each call
+in `alpha_gradient`.  The weights return to w exactly (they are copied back, no arithmetic
+round trip), and the BN running statistics are left alone by the extra passes
+(bn_update = 0); in first order the validation pass updates them as in the original code.
+
+Methods beyond plain DARTS (methods/) read per-epoch knobs (`set_epoch`), knobs computed
+from the current alphas (refreshed before each step and after the alpha update) and
+switches saying which op weights each pass uses: UNROLL (the gradient for w'), ARCH
+(dL_val), HESSIAN (g+-), WEIGHTS (the weight step).
+"""
+
+import numpy as np
+
+from ..paddle_static import paddle
+from ..runner import Prog
+from .methods import ARCH, HESSIAN, UNROLL, WEIGHTS
+
+ON = np.ones(1, np.float32)
+OFF = np.zeros(1, np.float32)
+
+
+class Architect:
+    def __init__(self, runner, programs, unrolled=False):
+        self.runner, self.p, self.unrolled = runner, programs, unrolled
+        self.method = programs.config.method
+        self.knobs = self.current = {}
+        self.epoch = 0
+        if unrolled and "unroll" not in programs.progs:
+            raise ValueError("second order needs programs built with unrolled=True")
+
+    def set_epoch(self, epoch, epochs):
+        """Take the method's knobs of 0-based `epoch` of `epochs`; returns them."""
+        self.epoch = epoch
+        self.knobs = self.method.knobs(epoch, epochs)
+        self.refresh()
+        return self.knobs
+
+    def refresh(self):
+        """The knobs of the next passes: this epoch's, plus those that follow alpha's
+        current value; returns them."""
+        self.current = self.knobs
+        if self.method.follows_alpha:
+            arch = self.p.arch.read(self.runner)
+            self.current = {**self.knobs, **self.method.alpha_knobs(arch, self.knobs)}
+        return self.current
+
+    def feeds(self, kind):
+        """The method's feeds of a pass of `kind` (UNROLL, ARCH, HESSIAN, WEIGHTS)."""
+        return {**self.current, **self.method.switches(kind, self.epoch)}
+
+    def gradient(self, batch, bn_update, kind):
+        """One forward/backward pass: fills G_w and G_alpha; returns (loss, accuracy)."""
+        x, y = batch
+        loss, acc = self.runner.run(self.p["grad"], x=x, y=y, bn_update=bn_update,
+                                    **self.feeds(kind))
+        return float(loss), float(acc)
+
+    def step(self, train_batch, valid_batch, eta):
+        """Update alpha on a validation batch; returns the validation (loss, accuracy)."""
+        self.refresh()
+        result = self.alpha_gradient(train_batch, valid_batch, eta)
+        self.runner.run(self.p["alpha_step"])           # alpha <- Adam(alpha, G_alpha)
+        return result
+
+    def alpha_gradient(self, train_batch, valid_batch, eta):
+        """G_alpha <- the alpha gradient of the order this architect runs (the weights end
+        where they started); returns the validation (loss, accuracy)."""
+        if not self.unrolled:
+            return self.gradient(valid_batch, ON, ARCH)
+        run, eta = self.runner.run, np.array([eta], np.float32)
+        self.gradient(train_batch, OFF, UNROLL)         # G_w = dL_train(w)/dw
+        run(self.p["save_w"])                           # w_backup <- w
+        run(self.p["unroll"], eta=eta)                  # w <- w' = w - eta (mu m + G_w + lambda w)
+        result = self.gradient(valid_batch, OFF, ARCH)  # G_alpha, G_w = dL_val(w')/d(alpha, w')
+        run(self.p["keep_val"])                         # d_alpha <- G_alpha;  v <- G_w
+        run(self.p["perturb_plus"])                     # R <- 0.01 / ||v||;  w <- w_backup + R v
+        self.gradient(train_batch, OFF, HESSIAN)        # G_alpha = g+
+        run(self.p["keep_g_plus"])                      # g_plus <- G_alpha
+        run(self.p["perturb_minus"])                    # w <- w_backup - R v
+        self.gradient(train_batch, OFF, HESSIAN)        # G_alpha = g-
+        run(self.p["combine"], eta=eta)                 # G_alpha <- d_alpha - eta (g_plus - G_alpha) / 2R
+        run(self.p["restore_w"])                        # w <- w_backup
+        return result
+
+    def unrolled_terms(self):
+        """The second-order step's parts after `alpha_gradient`: {"d_alpha": {alpha: array},
+        "v": {bank: array}, "R": float}."""
+        get = self.runner.get
+        return {"d_alpha": {a: get("d_" + a) for a in self.p.arch.names},
+                "v": {b: get("v_" + b) for b in self.p.network.params.banks},
+                "R": float(get("R")[0])}
+
+    def weight_step(self, train_batch):
+        """The ordinary weight update on the training batch (after the alpha step)."""
+        self.refresh()  # alpha has just moved
+        result = self.gradient(train_batch, ON, WEIGHTS)
+        self.runner.run(self.p["weight_step"])
+        return result
+
+
+# ---------------------------------------------------------------------- the programs
+
+def build_alpha_programs(net, shared, arch, cfg, startup):
+    """The programs `Architect` runs besides the gradient program: {name: Prog} and
+    alpha's learning-rate schedule (None where it is constant).
+
+      alpha_step     alpha <- Adam(alpha, G_alpha)  (lr 3e-4, betas 0.5 / 0.999, weight
+                     decay 1e-3), one Adam per group of architecture parameters (DAAS:
+                     alphas with their schedule, betas at a constant rate)
+    second order (cfg.unrolled), over the weight banks w:
+      save_w         w_backup <- w
+      unroll         w <- w - eta * (mu * m + G_w + lambda * w)
+      keep_val       d_alpha <- G_alpha;  v <- G_w
+      perturb_plus   R <- hessian_r / ||v||;  w <- w_backup + R v
+      keep_g_plus    g_plus <- G_alpha
+      perturb_minus  w <- w_backup - R v
+      combine        G_alpha <- d_alpha - eta * (g_plus - G_alpha) / (2 R)
+      restore_w      w <- w_backup
+    """
+    progs = {}
+    alpha_step, scheduler = _alpha_step(shared, arch, cfg, startup)
+    progs["alpha_step"] = alpha_step
+    if not cfg.unrolled:
+        return progs, scheduler
+
+    shapes = net.params.bank_shapes()
+
+    def program(name, feeds=()):
+        progs[name] = Prog(paddle.static.Program(), list(feeds))
+        return paddle.static.program_guard(progs[name].program, startup)
+
+    def banks(kind):  # one tensor per weight bank: "w", or a buffer kind
+        if kind == "w":
+            return [shared.parameter(b, None) for b in shapes]
+        return [shared.buffer(f"{kind}_{b}", shape) for b, shape in shapes.items()]
+
+    def alphas(kind):  # one buffer per architecture parameter
+        return [shared.buffer(f"{kind}_{a}", shared.get(a).shape) for a in arch.names]
+
+    def const(value):
+        # a tensor, not a Python float: `tensor * 0.9` stores 0.9 as a float32 attribute
+        return paddle.full([1], value, cfg.dtype)
+
+    def assign(values, targets):
+        for value, target in zip(values, targets):
+            paddle.assign(value, output=target)
+
+    def radius():
+        return shared.buffer("R", [1])
+
+    with program("save_w"):
+        assign(banks("w"), banks("backup"))
+    with program("unroll", ["eta"]):
+        w, g, m = banks("w"), banks("G"), banks("momentum")
+        eta = paddle.static.data("eta", [1], cfg.dtype)
+        mu, decay = const(cfg.momentum), const(cfg.weight_decay)
+        assign([wi - eta * (mu * mi + gi + decay * wi) for wi, mi, gi in zip(w, m, g)], w)
+    with program("keep_val"):
+        assign(alphas("G"), alphas("d"))
+        assign(banks("G"), banks("v"))
+    with program("perturb_plus"):
+        v = banks("v")
+        norm = paddle.sqrt(paddle.add_n([paddle.sum(vi * vi) for vi in v]))
+        r = paddle.reshape(const(cfg.hessian_r) / norm, [1])
+        paddle.assign(r, output=radius())
+        assign([bi + r * vi for bi, vi in zip(banks("backup"), v)], banks("w"))
+    with program("keep_g_plus"):
+        assign(alphas("G"), alphas("g_plus"))
+    with program("perturb_minus"):
+        assign([bi - radius() * vi for bi, vi in zip(banks("backup"), banks("v"))], banks("w"))
+    with program("combine", ["eta"]):
+        eta, g_minus = paddle.static.data("eta", [1], cfg.dtype), alphas("G")
+        assign([d - eta * (gp - gm) / (const(2.0) * radius())
+                for d, gp, gm in zip(alphas("d"), alphas("g_plus"), g_minus)], g_minus)
+    with program("restore_w"):
+        assign(banks("backup"), banks("w"))
+    return progs, scheduler
+
+
+def _alpha_step(shared, arch, cfg, startup):
+    """Adam on each group of architecture parameters from their G_; alpha's learning rate
+    follows the method's schedule where it has one (DAAS freezes it at first)."""
+    method = cfg.method
+    prog = paddle.static.Program()
+    scheduler = None
+    optimizers = []
+    with paddle.static.program_guard(prog, startup):
+        for group in ("alphas", "betas"):
+            params = [shared.parameter(n, None) for n in arch.group(group)]
+            if not params:
+                continue
+            lr = cfg.arch_learning_rate
+            if group == "alphas" and method.alpha_frozen_epochs:
+                lr = scheduler = paddle.optimizer.lr.LambdaDecay(lr, method.alpha_lr_factor)
+            opt = paddle.optimizer.Adam(
+                lr, beta1=0.5, beta2=0.999, parameters=params,
+                weight_decay=paddle.regularizer.L2Decay(cfg.arch_weight_decay))
+            opt.apply_gradients([(a, shared.buffer("G_" + a.name, None)) for a in params])
+            optimizers.append(opt)
+    for opt in optimizers:
+        for kind, per_param in opt._accumulators.items():  # moments and beta powers
+            for name, value in per_param.items():
+                shared.alias(f"adam_{kind}_{name}", value)
+    return Prog(prog), scheduler

@@ -1,0 +1,223 @@
+"""The search loop (train_search.py): data, programs, architect, epochs, logs, the result.
+
+Per step, as the original: the architect updates alpha on a validation batch, then the
+weights take one SGD step on the training batch.  Per epoch: train and validation accuracy,
+the derived genotype and the op weights are logged; at the end the genotype is printed as
+a literal for genotypes.py and saved as JSON that `train.py --arch=PATH` accepts.
+
+No lost work: after every epoch the whole state goes into an atomic checkpoint and the
+epoch's record into history.json (state/search_state.py); Ctrl-C finishes the current step
+and saves too.  Data order and augmentation are functions of (seed, epoch, index), so
+`--resume DIR` continues exactly.
+"""
+
+import logging
+import os
+import signal
+import time
+
+import numpy as np
+
+from .. import data
+from ..errors import UserError
+from ..genotype import format_genotype, genotype_to_json, save_genotype_json
+from ..progress import epoch_bar
+from ..state import search_state as state
+from .methods import FLAGS, WEIGHTS, make_method
+
+log = logging.getLogger("darts_paddle.search")
+
+
+class StopRequest:
+    """Ctrl-C asks the loop to stop after the current step (a step interrupted half-way
+    would leave w' or w +- Rv in the weights); a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, *_):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.info("stopping after this step (Ctrl-C again to abort without saving)")
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def method_of(args):
+    """The search method of the flags (methods/); contradictory flags are a UserError."""
+    try:
+        return make_method(args.method, **{k: getattr(args, k) for k in FLAGS})
+    except ValueError as exc:
+        raise UserError(f"{exc}: drop the DADARTS flags or use --method darts") from None
+
+
+def make_loaders(args, spec):
+    """The two halves of the training set: weights learn on one, alphas on the other."""
+    dataset = data.load_dataset(args.dataset, args.data, train=True)
+    log.info("%s", data.describe(dataset))
+    train_idx, valid_idx = data.search_split(len(dataset.labels), args.train_portion)
+    # both halves use the training transform, as the original
+    transform = data.build_transform(spec, train=True,
+                                     cutout_length=args.cutout_length if args.cutout else 0)
+    make = lambda idx, seed: data.BatchLoader(  # noqa: E731
+        dataset, idx, args.batch_size, transform, shuffle=True, seed=seed,
+        num_workers=args.workers, drop_last=True)
+    return make(train_idx, args.seed), make(valid_idx, args.seed + 1)
+
+
+def build(args, spec):
+    """Programs built once, a runner, initial values from the seed, the architect."""
+    from ..runner import Runner
+    from .architect import Architect
+    from .programs import SearchConfig, build_search_programs
+
+    cfg = SearchConfig(method=method_of(args), C=args.init_channels, layers=args.layers,
+                       num_classes=spec.num_classes, in_channels=spec.in_channels,
+                       image_size=spec.image_size, epochs=args.epochs,
+                       learning_rate=args.learning_rate, learning_rate_min=args.learning_rate_min,
+                       momentum=args.momentum, weight_decay=args.weight_decay,
+                       grad_clip=args.grad_clip, arch_learning_rate=args.arch_learning_rate,
+                       arch_weight_decay=args.arch_weight_decay, unrolled=args.unrolled)
+    start = time.time()
+    programs = build_search_programs(cfg)
+    log.info("programs built in %.1f s (gradient program: %d ops)", time.time() - start,
+             len(programs["grad"].program.global_block().ops))
+    log.info("param size = %.6fMB", programs.network.params.size / 1e6)
+    runner = Runner()
+    runner.run_startup(programs.startup)
+    runner.set_all(programs.initial_values(np.random.default_rng(args.seed)))
+    return programs, runner, Architect(runner, programs, unrolled=args.unrolled)
+
+
+def architecture(programs, runner):
+    """What the architecture parameters say now: {"genotype", "op_weights": {cell: array},
+    "betas": {cell: [array per node]} (DAAS), "primitives"}."""
+    method, arch = programs.config.method, programs.arch.read(runner)
+    return {"genotype": method.genotype(arch), "op_weights": method.op_weights_numpy(arch),
+            "betas": method.betas_numpy(arch), "primitives": list(method.primitives)}
+
+
+def log_architecture(now):
+    log.info("genotype = %s", format_genotype(now["genotype"]))
+    for cell, weights in now["op_weights"].items():
+        log.info("op weights (%s cell; columns %s) =\n%s", cell, ", ".join(now["primitives"]),
+                 np.array2string(weights, precision=3))
+    for cell, nodes in now["betas"].items():
+        log.info("softmax(min(beta, 1)) (%s cell, nodes 1-3) = %s", cell,
+                 "  ".join(np.array2string(b, precision=3) for b in nodes))
+
+
+def epoch_record(epoch, now, train, valid):
+    """One history.json record: accuracies, genotype, op weights per edge (the columns
+    are `primitives`: DAAS has no 'none'), and DAAS's softmax(min(beta, 1)) per node."""
+    record = {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
+              "valid_loss": valid[0], "valid_acc": valid[1],
+              "genotype": genotype_to_json(now["genotype"]), "primitives": now["primitives"]}
+    for cell, weights in now["op_weights"].items():
+        record[f"softmax_alphas_{cell}"] = weights.round(6).tolist()
+    for cell, nodes in now["betas"].items():
+        record[f"softmax_betas_{cell}"] = [b.round(6).tolist() for b in nodes]
+    return record
+
+
+def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop):
+    """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
+    returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
+    `stop.requested`."""
+    eta = programs.lr_scheduler()
+    losses, accs = list(done["losses"]), list(done["accs"])
+    first = len(losses)
+    bar = epoch_bar(train_loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} search",
+                    start=first)
+    for step, train_batch in enumerate(bar, first):
+        if stop.requested:
+            break
+        tic = time.time()
+        architect.step(train_batch, next(valid_batches), eta)
+        loss, acc = architect.weight_step(train_batch)
+        losses.append(loss)
+        accs.append(acc)
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{100 * np.mean(accs):.1f}%",
+                        step=f"{time.time() - tic:.1f}s", refresh=False)
+        if step % args.report_freq == 0:
+            log.debug("train %03d loss %.4f acc %.2f%%", step, np.mean(losses),
+                      100 * np.mean(accs))
+    bar.close()
+    return losses, accs
+
+
+def evaluate(epoch, args, programs, runner, loader, feeds):
+    """Validation accuracy with BN in inference mode (the original's infer())."""
+    total, loss_sum, correct = 0, 0.0, 0.0
+    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} valid ")
+    for x, y in bar:
+        loss, acc = runner.run(programs["evaluate"], x=x, y=y, **feeds)
+        total += len(y)
+        loss_sum += float(loss) * len(y)
+        correct += float(acc) * len(y)
+    bar.close()
+    return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def run(args):
+    """The whole search (or the rest of a resumed one); returns the final genotype."""
+    spec = data.get_spec(args.dataset)
+    resumed = state.load_state(args) if args.resume else None
+    initial = state.read_initial_state(args.init_from) if args.init_from else None
+    if initial:
+        state.check_initial_shape(args, spec, initial[1], args.init_from)
+    train_loader, valid_loader = make_loaders(args, spec)
+    programs, runner, architect = build(args, spec)
+    nothing = {"losses": [], "accs": []}
+    epoch, done, position = 0, nothing, (0, 0)
+    if resumed:
+        arrays, meta = resumed
+        state.restore_state(programs, runner, arrays, os.path.join(args.save, state.CHECKPOINT))
+        epoch, done, position = meta["epoch"], meta["done"], meta["valid_position"]
+        for _ in range(epoch):
+            programs.next_epoch()
+        log.info("resumed %s at epoch %d step %d", args.save, epoch + 1, meta["step"])
+    elif initial:
+        state.init_state(programs, runner, initial[0], args.init_from)
+        log.info("weights, BN statistics and alphas from %s", args.init_from)
+    history = state.read_history(args.save, epoch)
+    valid_batches = data.endless_batches(valid_loader, *position)
+    try:
+        with StopRequest() as stop:
+            while epoch < args.epochs:
+                knobs = architect.set_epoch(epoch, args.epochs)
+                if not done["losses"]:
+                    log.info("epoch %d lr %e %s", epoch + 1, programs.lr_scheduler(),
+                             " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
+                    log_architecture(architecture(programs, runner))
+                losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
+                                           valid_batches, done, stop)
+                if stop.requested:
+                    state.save_state(args, programs, runner, epoch,
+                                     {"losses": losses, "accs": accs}, valid_batches)
+                    log.info("saved; continue with  python train_search.py --resume %s", args.save)
+                    raise KeyboardInterrupt
+                train = float(np.mean(losses)), float(np.mean(accs))
+                valid = evaluate(epoch, args, programs, runner, valid_loader,
+                                 architect.feeds(WEIGHTS))
+                log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
+                         100 * train[1], 100 * valid[1])
+                state.append_history(args.save, history, epoch_record(
+                    epoch, architecture(programs, runner), train, valid))
+                programs.next_epoch()
+                epoch, done = epoch + 1, nothing
+                state.save_state(args, programs, runner, epoch, done, valid_batches)
+    finally:
+        valid_batches.close()
+    genotype = architecture(programs, runner)["genotype"]
+    path = os.path.join(args.save, "genotype.json")
+    save_genotype_json(genotype, path)
+    print(f"genotype = {format_genotype(genotype)}")
+    print(f"saved to {path}: train with  python train.py --arch={path}")
+    return genotype

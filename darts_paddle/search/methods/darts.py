@@ -1,0 +1,77 @@
+"""Plain DARTS, and the protocol every search method follows (the other methods subclass
+it): the architecture parameters, the op weights W [edges, 8] of each cell type in the
+program (one column per PRIMITIVES op, 'none' first), the values fed per epoch, per pass
+and per alpha update, and the genotype.
+
+The passes of a search step (the Architect), each of which a method may weight differently:
+  UNROLL   the training-batch gradient that gives w' (second order)
+  ARCH     L_val, whose alpha gradient the architect follows
+  HESSIAN  the training-batch passes at w +- R v (second order)
+  WEIGHTS  the weight step, and validation
+"""
+
+import numpy as np
+
+from ...genotype import CELLS, PRIMITIVES, STEPS, genotype_from_weights, num_edges, softmax
+from ...paddle_static import F, paddle
+from ..arch_params import ArchParameters
+
+UNROLL, ARCH, HESSIAN, WEIGHTS = "unroll", "arch", "hessian", "weights"
+
+
+class Darts:
+    name = "darts"
+    primitives = PRIMITIVES
+
+    def arch_parameters(self):
+        """alphas [14, 8] per cell type, ~ 1e-3 N(0, 1) as the original."""
+        return ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-3)
+
+    # ------------------------------------------------------------------ fed values
+
+    def knobs(self, epoch, epochs):
+        """{feed name: array} that the programs read at 0-based `epoch` of `epochs`."""
+        return {}
+
+    def switches(self, kind, epoch):
+        """{feed name: array}: how pass `kind` weights the ops at 0-based `epoch`."""
+        return {}
+
+    follows_alpha = False  # do the programs read values computed from the current alphas?
+
+    def alpha_knobs(self, arch, knobs):
+        """{feed name: array} computed on the host from the alphas `arch` (raw values)."""
+        return {}
+
+    def knob_shapes(self, training):
+        """{feed name: shape} a program reads: the gradient program (training) or the
+        inference program."""
+        return {}
+
+    alpha_frozen_epochs = 0  # alpha's learning rate is 0 in this many first epochs
+
+    def alpha_lr_factor(self, epoch):
+        """Factor of alpha's learning rate at 0-based `epoch`."""
+        return 0.0 if epoch < self.alpha_frozen_epochs else 1.0
+
+    # ------------------------------------------------------------------ in the program
+
+    def op_weights(self, arch, knobs):
+        """({cell: W [edges, 8]}, extra loss or None) from the architecture parameters and
+        the fed knobs (variables by name)."""
+        return {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}, None
+
+    # ------------------------------------------------------------------ results
+
+    def op_weights_numpy(self, arch):
+        """{cell: normalised op weights [edges, len(primitives)]} from raw values."""
+        return {c: softmax(np.asarray(arch[f"alphas_{c}"], np.float64)) for c in CELLS}
+
+    def betas_numpy(self, arch, normalised=True):
+        """{cell: [edge weights of nodes 1..3]} of methods that have them, else {}."""
+        return {}
+
+    def genotype(self, arch):
+        weights, betas = self.op_weights_numpy(arch), self.betas_numpy(arch, normalised=False)
+        return genotype_from_weights(weights["normal"], weights["reduce"], self.primitives,
+                                     betas.get("normal"), betas.get("reduce"))

@@ -1,0 +1,155 @@
+"""Builders of the search programs.  Each is built once and returns a `Prog` record.
+
+Every pass of the search, whatever it is for, runs the same gradient program:
+
+  grad         batch, bn_update -> loss, accuracy;  G_w = dL/dw,  G_alpha = dL/dalpha
+               (bn_update = 1 stores the BN running statistics of this pass, 0 leaves them;
+               methods other than plain DARTS also read their knobs: methods/)
+  weight_step  w <- Momentum(w, clip_5(G_w)) with weight decay, cosine LR
+  evaluate     batch -> loss, accuracy with BN in inference mode
+
+The alpha update's own programs (Adam on alpha, and second order's vector work) are built
+by architect.py, next to the code that runs them.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict
+
+from ..ops import Context
+from ..optim import weight_optimizer
+from ..paddle_static import F, paddle
+from ..params import SharedVars
+from ..runner import Prog
+from . import architect
+from .arch_params import ArchParameters
+from .methods import Darts
+from .supernet import SearchNetwork
+
+
+@dataclass
+class SearchConfig:
+    C: int = 16
+    layers: int = 8
+    num_classes: int = 10
+    in_channels: int = 3
+    image_size: int = 32
+    epochs: int = 50
+    learning_rate: float = 0.025
+    learning_rate_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_learning_rate: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    unrolled: bool = False
+    hessian_r: float = 0.01  # R = hessian_r / ||v|| (the paper's epsilon, 0.01)
+    dtype: str = "float32"  # float64 for gradient checks in tests
+    method: Darts = field(default_factory=Darts)  # or another class of methods/
+
+
+@dataclass
+class SearchPrograms:
+    config: SearchConfig
+    network: SearchNetwork
+    arch: ArchParameters
+    startup: object
+    shared: SharedVars
+    lr_scheduler: object  # the weights' cosine schedule: lr_scheduler() is eta
+    progs: Dict[str, Prog]
+    alpha_scheduler: object = None  # alpha's learning rate where it varies (DAAS)
+
+    def __getitem__(self, name):
+        return self.progs[name]
+
+    def state_names(self):
+        """{checkpoint key: scope name} of everything a search's state consists of:
+        weights, BN statistics, architecture parameters, momentum buffers, Adam moments and
+        step powers."""
+        keys = [*self.network.params.banks, "bn.mean", "bn.var", *self.arch.names]
+        keys += [k for k in self.shared.names() if k.startswith(("momentum_", "adam_"))]
+        return {k: self.shared.scope_name(k) for k in keys}
+
+    def initial_values(self, rng):
+        """{variable: array} to start a search from: weights, BN statistics, alphas (betas)."""
+        values = self.network.params.initial_values(rng)
+        values["bn.mean"], values["bn.var"] = self.network.stats.initial_values()
+        values.update(self.arch.initial_values(rng))
+        return values
+
+    def next_epoch(self):
+        """Advance the per-epoch learning-rate schedules."""
+        self.lr_scheduler.step()
+        if self.alpha_scheduler is not None:
+            self.alpha_scheduler.step()
+
+
+def _forward(net, shared, arch, cfg, training):
+    """x, y (, knobs) -> (weight banks, arch parameters, feed names, loss, top-1 accuracy).
+
+    The training forward is the gradient program's, which serves the architect's passes
+    and the weight pass alike (fed switches tell them apart where the method cares); the
+    loss is the cross-entropy plus what the method adds.  The inference forward (validation
+    accuracy) is the weight pass's network with the plain cross-entropy.
+    """
+    x = paddle.static.data("x", [-1, cfg.in_channels, cfg.image_size, cfg.image_size], cfg.dtype)
+    y = paddle.static.data("y", [-1], "int64")
+    knobs = {n: paddle.static.data(n, shape, cfg.dtype)
+             for n, shape in cfg.method.knob_shapes(training).items()}
+    banks = net.materialize(shared)
+    arch_vars = arch.materialize(shared)
+    weights, extra = cfg.method.op_weights(arch_vars, knobs)
+    logits = net(x, weights["normal"], weights["reduce"], Context(training=training))
+    loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
+    if extra is not None and training:
+        loss = loss + extra
+    acc = paddle.metric.accuracy(logits, paddle.unsqueeze(y, 1), k=1)
+    return banks, list(arch_vars.values()), ["x", "y", *knobs], loss, acc
+
+
+def build_gradient_program(net, shared, arch, cfg, startup):
+    """The one forward/backward program: G_<var> <- dL/d<var> for every bank and alpha."""
+    prog = paddle.static.Program()
+    with paddle.static.program_guard(prog, startup):
+        banks, arch_vars, feeds, loss, acc = _forward(net, shared, arch, cfg, training=True)
+        net.stats.write_back(paddle.static.data("bn_update", [1], cfg.dtype))
+        variables = banks + arch_vars
+        for var, g in zip(variables, paddle.static.gradients([loss], variables)):
+            if g is None:  # an alpha no cell uses (e.g. no normal cell in a 2-layer net)
+                g = paddle.zeros(var.shape, cfg.dtype)
+            paddle.assign(g, output=shared.buffer("G_" + var.name, var.shape))
+    return Prog(prog, feeds + ["bn_update"], [loss, acc])
+
+
+def build_eval_program(net, shared, arch, cfg, startup):
+    prog = paddle.static.Program()
+    with paddle.static.program_guard(prog, startup):
+        _, _, feeds, loss, acc = _forward(net, shared, arch, cfg, training=False)
+    return Prog(prog, feeds, [loss, acc])
+
+
+def build_weight_step(net, shared, cfg, startup):
+    """Momentum SGD on all weight banks from G_w, as the original's optimizer.step()."""
+    prog = paddle.static.Program()
+    with paddle.static.program_guard(prog, startup):
+        banks = [shared.parameter(name, None) for name in net.params.banks]
+        scheduler = paddle.optimizer.lr.CosineAnnealingDecay(
+            cfg.learning_rate, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
+        opt = weight_optimizer(scheduler, banks, cfg)
+        opt.apply_gradients([(w, shared.buffer("G_" + w.name, None)) for w in banks])
+    for name, velocity in opt._accumulators["velocity"].items():
+        shared.alias("momentum_" + name, velocity)
+    return Prog(prog), scheduler
+
+
+def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
+    """All programs of the search, built once, sharing variables by name."""
+    net = SearchNetwork(cfg.C, cfg.num_classes, cfg.layers, cfg.in_channels)
+    arch = cfg.method.arch_parameters()
+    shared = SharedVars(cfg.dtype)
+    startup = paddle.static.Program()
+    progs = {"grad": build_gradient_program(net, shared, arch, cfg, startup),
+             "evaluate": build_eval_program(net, shared, arch, cfg, startup)}
+    progs["weight_step"], scheduler = build_weight_step(net, shared, cfg, startup)
+    alpha_progs, alpha_scheduler = architect.build_alpha_programs(net, shared, arch, cfg, startup)
+    progs.update(alpha_progs)
+    return SearchPrograms(cfg, net, arch, startup, shared, scheduler, progs, alpha_scheduler)

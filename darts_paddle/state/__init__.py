@@ -1,0 +1,1 @@
+"""What runs save and start from: checkpoints, resume checks, history, imported weights."""

@@ -1,0 +1,122 @@
+"""A search run's state on disk: the checkpoint (weights, BN statistics, architecture
+parameters, both optimizers' buffers, epoch, data positions), the checks before `--resume`
+and `--init_from`, and history.json (one record per epoch)."""
+
+import json
+import os
+
+from .. import data
+from ..checkpoint import load_checkpoint, load_into, save_checkpoint
+from ..cli import METHOD_FLAGS
+from ..errors import UserError
+
+FORMAT = "darts-paddle-search/1"
+# weights, BN statistics and alphas only: a supernet converted from PyTorch (convert_torch.py)
+WEIGHTS_FORMAT = "darts-paddle-search-weights/1"
+CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
+# DAAS and DADARTS compute what their authors' code computes from revision 2 on (before: our
+# own reading); a search is not continued under other math
+METHODS_REVISION = 2
+# flags that change what a search computes: a resumed run must be given the same ones
+RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
+             "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
+             "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
+             "arch_weight_decay", "max_steps", *METHOD_FLAGS)
+
+
+def save_state(args, programs, runner, epoch, done, valid_batches):
+    """done: the losses and accuracies of the steps already taken in `epoch`."""
+    arrays = {k: runner.get(name) for k, name in programs.state_names().items()}
+    meta = {"format": FORMAT, "epoch": epoch, "step": len(done["losses"]), "done": done,
+            "valid_position": list(valid_batches.state()), "methods_revision": METHODS_REVISION,
+            "flags": {k: getattr(args, k) for k in RUN_FLAGS}}
+    save_checkpoint(os.path.join(args.save, CHECKPOINT), arrays, meta)
+
+
+def load_state(args):
+    """The checkpoint of a run directory, checked against this run's flags."""
+    path = os.path.join(args.save, CHECKPOINT)
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a search checkpoint (format {meta.get('format')!r}); "
+                        "pass the directory of a train_search.py run to --resume")
+    revision = meta.get("methods_revision", 1)
+    if revision != METHODS_REVISION and _discretization_aware(meta["flags"]):
+        raise UserError(f"{path} is a {meta['flags']['method']} search of methods revision "
+                        f"{revision}, which computed DAAS/DADARTS differently from their authors; "
+                        f"this darts-paddle runs revision {METHODS_REVISION}: start a new search")
+    changed = [f"--{k} {getattr(args, k)} (checkpoint: {v})"
+               for k, v in meta["flags"].items() if getattr(args, k, None) != v]
+    if changed:
+        raise UserError(f"--resume {args.save}: the flags differ from the run's: "
+                        + "; ".join(changed) + ". Resume with the run's flags.")
+    return arrays, meta
+
+
+def _discretization_aware(flags):
+    switches = ("hd_on_weights", "topk_on_alphas", "topk_on_weights", "dal_on_alphas")
+    return flags.get("method") != "darts" or any(flags.get(k) for k in switches)
+
+
+def restore_state(programs, runner, arrays, path):
+    load_into(runner, programs.state_names(), arrays,
+              lambda key, *_: f"{path} does not fit this network ({key}); resume with the "
+                              "flags the run was started with")
+
+
+def read_initial_state(path):
+    """The weights, BN statistics and alphas to start a search from, with the network's shape:
+    a converted supernet (WEIGHTS_FORMAT) or a search's own checkpoint (or its directory).
+    -> (arrays, {"C", "layers", "num_classes", "in_channels"})"""
+    if os.path.isdir(path):
+        path = os.path.join(path, CHECKPOINT)
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") == WEIGHTS_FORMAT:
+        return arrays, meta["config"]
+    if meta.get("format") == FORMAT:
+        flags, spec = meta["flags"], data.get_spec(meta["flags"]["dataset"])
+        return arrays, dict(C=flags["init_channels"], layers=flags["layers"],
+                            num_classes=spec.num_classes, in_channels=spec.in_channels)
+    raise UserError(f"{path} holds no search network (format {meta.get('format')!r}); pass a "
+                    "file written by python -m darts_paddle.convert_torch --search, or a "
+                    "search's checkpoint.npz")
+
+
+def check_initial_shape(args, spec, shape, path):
+    """Refuse --init_from of another supernet before anything is built."""
+    ours = dict(C=args.init_channels, layers=args.layers, num_classes=spec.num_classes,
+                in_channels=spec.in_channels)
+    if shape != ours:
+        raise UserError(f"--init_from {path} holds a supernet with --init_channels {shape['C']} "
+                        f"--layers {shape['layers']}, {shape['num_classes']} classes and "
+                        f"{shape['in_channels']} input channels; this run has --init_channels "
+                        f"{args.init_channels} --layers {args.layers}, {spec.num_classes} "
+                        f"classes and {spec.in_channels} input channels: pass the flags (and a "
+                        "data set) that match")
+
+
+def init_state(programs, runner, arrays, path):
+    """Start from another run's weights, BN statistics and alphas; optimizers stay fresh."""
+    names = programs.state_names()
+    keys = [*programs.network.params.banks, "bn.mean", "bn.var", *programs.arch.names]
+    load_into(runner, {k: names[k] for k in keys}, arrays,
+              lambda key, *_: f"--init_from {path}: {key} is missing or has another shape; "
+                              "the file was written for a different supernet")
+
+
+def append_history(save_dir, history, record):
+    """history.json: one record per epoch, rewritten atomically."""
+    history.append(record)
+    path = os.path.join(save_dir, HISTORY)
+    with open(path + ".tmp", "w") as f:
+        json.dump(history, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def read_history(save_dir, epochs):
+    """The records of the first `epochs` epochs of a run directory ([] for a new run)."""
+    path = os.path.join(save_dir, HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)[:epochs]
