@@ -1,4 +1,4 @@
-"""The evaluation networks: cells compiled from a genotype, stacked (REFERENCE.md section 6).
+"""The evaluation networks: cells compiled from a genotype, stacked (docs/algorithm.md section 6).
 
     NetworkCIFAR      stem conv 3x3 + BN, `layers` cells (reductions at L/3 and 2L/3),
                       auxiliary head after cell 2L/3, global pool + linear

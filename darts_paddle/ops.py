@@ -2,7 +2,7 @@
 
 Each block declares its weights in a ParamStore and its BN statistics in a StatsStore when
 constructed, and builds static-graph ops when called with a `Context`.  Convolutions have no
-bias (REFERENCE.md section 1); BN is non-affine inside search cells and affine elsewhere.
+bias (docs/algorithm.md section 1); BN is non-affine inside search cells and affine elsewhere.
 """
 
 from dataclasses import dataclass

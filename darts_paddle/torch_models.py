@@ -5,7 +5,7 @@ maps every key of them into our banks), and the side-by-side benchmark trains th
 CPU.  So the module tree reproduces the published state_dict keys exactly (`stem.0.weight`,
 `cells.3.preprocess0.conv_1.weight`, `cells.0._ops.2.op.1.weight`,
 `auxiliary_head.features.2.weight`, search network `cells.1._ops.4._ops.1.1.running_mean`,
-...), and the forward passes are the published computations (REFERENCE.md sections 1, 2, 6).
+...), and the forward passes are the published computations (docs/algorithm.md sections 1, 2, 6).
 
 API (torch is imported here only: it is an optional dependency, `pip install
 darts-paddle[torch]`):

@@ -14,7 +14,7 @@ from darts_paddle.ops import BN_EPS, Context  # noqa: E402
 from darts_paddle.params import ParamStore, SharedVars, StatsStore  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 
-# REFERENCE.md section 6: trainable parameters without the auxiliary head
+# docs/algorithm.md section 6: trainable parameters without the auxiliary head
 PUBLISHED = {"DARTS_V1": (3_169_414, 4_510_432), "DARTS_V2": (3_349_342, 4_718_752),
              "DARTS_PADDLE": (3_767_302, 5_235_904)}
 
