@@ -5,7 +5,7 @@ variance, alphas).
 Our side is read off the network objects themselves (networks.py, supernet.py), so the
 banked and fused layouts are never spelled out twice: a weight `Entry` knows its bank and
 first row, a BN's `BNStats` its offset in the flat statistics buffer.  The PyTorch side is
-the published module tree (torch_models.py builds the same keys).
+the published module tree (bench/torch_reference/models.py builds the same keys).
 
 The fused supernet keeps the E edges leaving a state in one tensor, edge-major: edge e
 owns rows e*C .. (e+1)*C - 1 of every conv and BN of a primitive (supernet.py).  Its

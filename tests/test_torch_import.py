@@ -1,6 +1,7 @@
-"""PyTorch checkpoints of the original release's layout: torch_models.py builds them, the
-converter maps them into our banks, and our networks then compute what PyTorch computes
-(logits, training losses with the auxiliary head, search loss and alpha gradients).
+"""PyTorch checkpoints of the original release's layout: bench/torch_reference/models.py
+builds them, the converter maps them into our banks, and our networks then compute what
+PyTorch computes (logits, training losses with the auxiliary head, search loss and alpha
+gradients).
 
 The PyTorch side is the independent computation here: autograd and PyTorch's own kernels
 on the published module tree, with every weight and BN statistic randomised."""
@@ -25,7 +26,7 @@ import torch.nn.functional as TF  # noqa: E402
 
 import genotypes as G  # noqa: E402
 from darts_paddle import cli, convert_torch, search, torch_checkpoint, training  # noqa: E402
-from darts_paddle import torch_models as tm  # noqa: E402
+from torch_reference import models as tm  # noqa: E402
 from darts_paddle.architect import OFF  # noqa: E402
 from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402

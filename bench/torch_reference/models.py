@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .genotype import PRIMITIVES, resolve_arch, validate_genotype
+from darts_paddle.genotype import PRIMITIVES, resolve_arch, validate_genotype
 
 STEPS = 4
 STEM_MULTIPLIER = 3
