@@ -45,7 +45,7 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle.methods import MethodConfig
     from darts_paddle.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
-    from darts_paddle.train_programs import multiply_adds
+    from darts_paddle.train.programs import multiply_adds
 
     method = MethodConfig(method_name)
     knobs = method.knobs(10, 50)  # mid-search: every knob on

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from .methods import MethodConfig, arch_terms, declare_knobs, materialize_arch
-from .ops import Context
+from .nets.ops import Context
 from .params import SharedVars
 from .supernet import SearchNetwork
 

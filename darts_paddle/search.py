@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from . import data
-from .checkpoint import load_checkpoint, save_checkpoint
+from .state.checkpoint import load_checkpoint, save_checkpoint
 from .errors import UserError
 from .cli import METHOD_FLAGS
 from .genotype import format_genotype, genotype_to_json, save_genotype_json

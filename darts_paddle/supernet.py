@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .genotype import PRIMITIVES
-from .ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
+from .nets.ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
 from .params import ParamStore, SharedVars, StatsStore
 
 STEPS = 4

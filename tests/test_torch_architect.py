@@ -16,7 +16,8 @@ from darts_paddle.runtime import import_paddle  # noqa: E402
 
 paddle = import_paddle()
 
-from darts_paddle import convert_torch, search  # noqa: E402
+from darts_paddle import search  # noqa: E402
+from darts_paddle.state import convert_torch  # noqa: E402
 from torch_reference import architect as ta  # noqa: E402
 from torch_reference import models as tm  # noqa: E402
 from darts_paddle.architect import Architect  # noqa: E402

@@ -25,17 +25,19 @@ paddle = import_paddle()
 import torch.nn.functional as TF  # noqa: E402
 
 import genotypes as G  # noqa: E402
-from darts_paddle import cli, convert_torch, search, torch_checkpoint, training  # noqa: E402
+from darts_paddle import cli, search  # noqa: E402
+from darts_paddle.state import convert_torch, torch_checkpoint  # noqa: E402
+from darts_paddle.train import loop  # noqa: E402
 from torch_reference import models as tm  # noqa: E402
 from darts_paddle.architect import OFF  # noqa: E402
-from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import Genotype, format_genotype, genotype_from_json  # noqa: E402
-from darts_paddle.networks import build_network  # noqa: E402
+from darts_paddle.nets.networks import build_network  # noqa: E402
 from darts_paddle.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.supernet import ALPHAS  # noqa: E402
-from darts_paddle.train_programs import build_train_programs  # noqa: E402
+from darts_paddle.train.programs import build_train_programs  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
 import train as train_script  # noqa: E402
@@ -80,13 +82,13 @@ def convert(*argv):
 
 def load_eval(path):
     """Our training and inference programs with the converted checkpoint's weights."""
-    arrays, meta = training.read_checkpoint(path)
-    programs = build_train_programs(training.config_from_meta(meta),
+    arrays, meta = loop.read_checkpoint(path)
+    programs = build_train_programs(loop.config_from_meta(meta),
                                     genotype_from_json(meta["genotype"]))
     runner = Runner(paddle.CPUPlace())
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    training.init_weights(programs, runner, arrays, meta, path)
+    loop.init_weights(programs, runner, arrays, meta, path)
     return programs, runner
 
 
@@ -351,14 +353,14 @@ def test_train_init_from_a_converted_checkpoint(cifar_root, tmp_path, monkeypatc
     converted, _ = load_checkpoint("darts.npz")
 
     seen = {}
-    real_train_epoch = training.train_epoch
+    real_train_epoch = loop.train_epoch
 
     def recording(epoch, args, programs, runner, *rest):
         names = programs.variable_names()
         seen.update({key: runner.get(name) for key, name in names.items()})
         return real_train_epoch(epoch, args, programs, runner, *rest)
 
-    monkeypatch.setattr(training, "train_epoch", recording)
+    monkeypatch.setattr(loop, "train_epoch", recording)
     flags = ["--data", cifar_root, "--init_from", "darts.npz", "--epochs", "1", "--layers", "2",
              "--init_channels", "8", "--batch_size", "8", "--auxiliary", "--max_steps", "2",
              "--save", "init"]
@@ -373,9 +375,9 @@ def test_train_init_from_a_converted_checkpoint(cifar_root, tmp_path, monkeypatc
     assert meta["epoch"] == 1 and meta["args"]["init_from"] == "darts.npz"
 
     # --eval_only reads the converted file as it is
-    args = train_script.train_cli.train_parser().parse_args(
+    args = train_script.flags.train_parser().parse_args(
         ["--eval_only", "--model_path", "darts.npz", "--data", cifar_root, "--batch_size", "8"])
-    loss, top1, _ = training.main(args, "cifar")
+    loss, top1, _ = loop.main(args, "cifar")
     assert np.isfinite(loss) and 0 <= top1 <= 1
 
 

@@ -1,6 +1,6 @@
 """The DARTS networks in PyTorch, in the module layout of the original PyTorch release.
 
-Two uses: the checkpoints users bring are state_dicts of these networks (convert_torch.py
+Two uses: the checkpoints users bring are state_dicts of these networks (state/convert_torch.py
 maps every key of them into our banks), and the side-by-side benchmark trains them on the
 CPU.  So the module tree reproduces the published state_dict keys exactly (`stem.0.weight`,
 `cells.3.preprocess0.conv_1.weight`, `cells.0._ops.2.op.1.weight`,

@@ -14,16 +14,16 @@ checks the same numbers.
 Each program has one fixed fetch list (changing it re-prepares the program,
 docs/paddle.md section 2).
 Drop path masks are a feed, [paths, B, 1, 1, 1], only when drop_path_prob > 0: see
-networks.py for why they are drawn outside the program.
+nets/networks.py for why they are drawn outside the program.
 """
 
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from .networks import DropPath, build_network
-from .ops import Context
-from .params import SharedVars
-from .programs import Prog, weight_optimizer
+from ..nets.networks import DropPath, build_network
+from ..nets.ops import Context
+from ..params import SharedVars
+from ..programs import Prog, weight_optimizer
 
 
 @dataclass

@@ -7,7 +7,7 @@ bias (docs/algorithm.md section 1); BN is non-affine inside search cells and aff
 
 from dataclasses import dataclass
 
-from .params import ParamStore, StatsStore
+from ..params import ParamStore, StatsStore
 
 BN_MOMENTUM = 0.9  # Paddle's convention: running = 0.9 * running + 0.1 * batch (PyTorch 0.1)
 BN_EPS = 1e-5

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import UserError
+from ..errors import UserError
 
 LAUNCH = "python -m paddle.distributed.launch --gpus 0,1 train.py ..."
 
@@ -120,7 +120,7 @@ def choose_gpu(world, gpu_count):
 
 def start(world):
     """Create the ring-0 communicator the collective ops use; returns this process's place."""
-    from .runtime import import_paddle
+    from ..runtime import import_paddle
 
     paddle = import_paddle()
     from paddle.base import core
@@ -178,7 +178,7 @@ def build_broadcast_program(variables):
     import paddle
     import paddle.distributed as dist
 
-    from .programs import Prog
+    from ..programs import Prog
 
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, paddle.static.Program()):
