@@ -1,0 +1,1 @@
+"""What outlives a process: atomic checkpoints, and PyTorch checkpoints converted into ours."""
