@@ -11,11 +11,12 @@ from darts_paddle.runtime import configure
 
 configure()  # threads and allocator, before paddle loads
 
-from darts_paddle import cli, train_cli, training  # noqa: E402
+from darts_paddle import cli  # noqa: E402
+from darts_paddle.train import flags, loop  # noqa: E402
 
 
 def main(argv=None):
-    training.main(train_cli.train_parser().parse_args(argv), "cifar")
+    loop.main(flags.train_parser().parse_args(argv), "cifar")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ networks.gif (both cells, epoch by epoch) and alphas_normal.png / alphas_reduce.
 
 import sys
 
-from darts_paddle.visualize import main
+from darts_paddle.viz.command import main
 
 if __name__ == '__main__':
     sys.exit(main())

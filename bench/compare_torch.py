@@ -10,10 +10,10 @@ Rows (each side and each batch size in its own process: peak RSS is per process)
            (forward + backward of weights and alphas), a first- and a second-order search
            step (architect step, then the weight step), as train_search does them.  Ours:
            bench/search_bench.py's child (build_search_programs + Architect); PyTorch:
-           torch_models.py + torch_architect.py (the published algorithm).
+           torch_reference/ (models.py + architect.py, the published algorithm).
   eval     DARTS_V2 on CIFAR (C 36, 20 layers, auxiliary head, weight 0.4, drop path
            masks at p = 0.1), one training step at batch 96 and inference images/s.  Ours:
-           bench/eval_bench.py's child; PyTorch: train.py's step on torch_models.py.
+           bench/eval_bench.py's child; PyTorch: train.py's step on torch_reference/models.py.
 Both sides read the same seeded numpy batches (search_bench.random_batches) in the same
 order; times are medians of --steps repetitions after the first (warm-up) step.
 Multiply-adds are counted once, from our programs (every conv and matmul of a forward
@@ -99,8 +99,8 @@ def torch_search_child(batch, steps, process_start, threads, interop, malloc):
     import numpy as np
 
     torch = torch_setup(threads, interop, malloc)
-    from darts_paddle import torch_architect as ta
-    from darts_paddle import torch_models as tm
+    from torch_reference import architect as ta
+    from torch_reference import models as tm
 
     model = tm.search_network(16, 10, 8)
     optimizer = ta.weight_optimizer(model)
@@ -139,7 +139,7 @@ def torch_eval_child(steps, threads, interop, malloc):
     torch = torch_setup(threads, interop, malloc)
     import torch.nn.functional as F
 
-    from darts_paddle import torch_models as tm
+    from torch_reference import models as tm
 
     e = EVAL
     model = tm.eval_network("cifar", e["arch"], e["C"], e["num_classes"], e["layers"], True)

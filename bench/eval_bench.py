@@ -50,9 +50,9 @@ def child(name, batch, steps, arch):
 
     import_paddle()
     from darts_paddle.genotype import resolve_arch
-    from darts_paddle.networks import drop_path_masks
+    from darts_paddle.nets.networks import drop_path_masks
     from darts_paddle.runner import Runner
-    from darts_paddle.train_programs import (TrainConfig, build_train_programs, multiply_adds,
+    from darts_paddle.train.programs import (TrainConfig, build_train_programs, multiply_adds,
                                              op_count)
 
     cfg = TrainConfig(**CONFIGS[name])

@@ -79,9 +79,9 @@ def eval_runner():
     from search_bench import random_batches
 
     from darts_paddle.genotype import resolve_arch
-    from darts_paddle.networks import drop_path_masks
+    from darts_paddle.nets.networks import drop_path_masks
     from darts_paddle.runner import Runner
-    from darts_paddle.train_programs import TrainConfig, build_train_programs
+    from darts_paddle.train.programs import TrainConfig, build_train_programs
 
     cfg = TrainConfig(**CONFIGS["cifar"])
     programs = build_train_programs(cfg, resolve_arch("DARTS_V2"))

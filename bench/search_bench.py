@@ -45,7 +45,7 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle.search.methods import ARCH, make_method
     from darts_paddle.search.programs import SearchConfig, build_search_programs
     from darts_paddle.runner import Runner
-    from darts_paddle.train_programs import multiply_adds
+    from darts_paddle.train.programs import multiply_adds
 
     method = make_method(method_name)
     t0 = time.time()

@@ -5,8 +5,8 @@ Why: Paddle 3.3's default CPU depthwise kernel (one small GEMM per channel, one 
 3/4 of a supernet pass and 2-4x slower than oneDNN's on the same shapes; oneDNN's is level
 with PyTorch's (bench/compare_torch.py).  `FLAGS_use_onednn` cannot be used: it is global,
 crashes non-affine BN and silently flips the sign of some broadcast gradients
-(PADDLE_NOTES.md).  So only `pd_op.depthwise_conv2d` and `pd_op.depthwise_conv2d_grad`
-are rewritten, by a declarative rewrite rule (DRR), into their `onednn_op` twins, whose
+(docs/paddle.md section 8).  So only `pd_op.depthwise_conv2d` and
+`pd_op.depthwise_conv2d_grad` are rewritten, by a declarative rewrite rule (DRR), into their `onednn_op` twins, whose
 kernels the executor then takes from oneDNN.  tests/test_onednn.py checks every kind of
 depthwise conv of the networks (stride, dilation, kernel size) and a whole supernet
 gradient pass against the default kernels.

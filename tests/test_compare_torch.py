@@ -2,15 +2,11 @@
 line from given child results (the children themselves are the benchmark)."""
 
 import importlib.util
-import os
 import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
-sys.path.insert(0, BENCH)
-
-import compare_torch  # noqa: E402
+import compare_torch  # bench/ is on pytest's pythonpath (pyproject.toml)
 
 
 def test_without_torch_it_says_how_to_install_and_fails(monkeypatch, capsys):

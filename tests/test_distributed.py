@@ -18,17 +18,18 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 import genotypes as G  # noqa: E402
-from darts_paddle import distributed, train_cli, training  # noqa: E402
-from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.train import distributed, loop  # noqa: E402
+from darts_paddle.train.flags import train_parser  # noqa: E402
+from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.data import ArrayDataset, BatchLoader, build_transform, get_spec  # noqa: E402
-from darts_paddle.distributed import World  # noqa: E402
+from darts_paddle.train.distributed import World  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
-from darts_paddle.networks import DropPath, build_network, drop_path_masks  # noqa: E402
-from darts_paddle.ops import Context  # noqa: E402
+from darts_paddle.nets.networks import DropPath, build_network, drop_path_masks  # noqa: E402
+from darts_paddle.nets.ops import Context  # noqa: E402
 from darts_paddle.params import SharedVars  # noqa: E402
 from darts_paddle.runner import Prog  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from darts_paddle.train_programs import TrainConfig, build_train_programs, criterion  # noqa: E402
+from darts_paddle.train.programs import TrainConfig, build_train_programs, criterion  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
 
@@ -160,9 +161,10 @@ import os, sys
 sys.path.insert(0, {repo!r})
 import numpy as np
 import train
-from darts_paddle import cli, training
+from darts_paddle import cli
+from darts_paddle.train import loop
 
-real_build, real_epoch = training.build, training.train_epoch
+real_build, real_epoch = loop.build, loop.train_epoch
 
 def build(*args, **kwargs):
     programs, runner = real_build(*args, **kwargs)
@@ -177,7 +179,7 @@ def train_epoch(epoch, *args):
         raise KeyboardInterrupt
     return real_epoch(epoch, *args)
 
-training.build, training.train_epoch = build, train_epoch
+loop.build, loop.train_epoch = build, train_epoch
 sys.exit(cli.run_main(train.main))
 """
 
@@ -248,18 +250,18 @@ def sgd_step(w, v, g, lr, cfg):
 def test_two_processes_train_on_the_average_of_their_gradients(full_run, cifar_root):
     _, run, _ = full_run
     arrays, meta = load_checkpoint(os.path.join(run, "checkpoint.npz"))
-    cfg = training.config_from_meta(meta)
+    cfg = loop.config_from_meta(meta)
     net, banks, gradients = reference_gradients(cfg, G.DARTS_V2)
-    args = train_cli.train_parser().parse_args(flags(cifar_root, "ref"))
-    loader, _ = training.make_loaders(args, CIFAR10)  # one process, global batches
+    args = train_parser().parse_args(flags(cifar_root, "ref"))
+    loader, _ = loop.make_loaders(args, CIFAR10)  # one process, global batches
     w = {b: v.astype(np.float64) for b, v in net.initial_values(np.random.default_rng(0)).items()
          if b in banks}
     v = {b: np.zeros_like(w[b]) for b in banks}
     own, norms = None, []
     for epoch, lr in ((0, 0.025), (1, 0.0125)):  # cosine over 2 epochs
         x, y = next(iter(loader.epoch(epoch)))
-        masks = drop_path_masks(training.drop_rng(args.seed, epoch, 0), net.drop_paths, 8,
-                                training.drop_prob_at(cfg, epoch))
+        masks = drop_path_masks(loop.drop_rng(args.seed, epoch, 0), net.drop_paths, 8,
+                                loop.drop_prob_at(cfg, epoch))
         halves = [gradients({b: w[b].astype(np.float32) for b in banks}, x[s], y[s],
                             masks[:, s]) for s in (slice(0, 4), slice(4, 8))]
         mean = {b: (halves[0][b].astype(np.float64) + halves[1][b]) / 2 for b in banks}

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import genotypes
-from darts_paddle import evolution
+from darts_paddle.viz import evolution
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import PRIMITIVES, genotype_from_weights, genotype_to_json, softmax
-from darts_paddle.visualize import main
+from darts_paddle.viz.command import main
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 needs_dot = pytest.mark.skipif(shutil.which('dot') is None, reason="graphviz 'dot' not installed")

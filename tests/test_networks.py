@@ -8,13 +8,13 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 import genotypes as G  # noqa: E402
-from darts_paddle.networks import (EvalCell, NetworkCIFAR, NetworkImageNet,  # noqa: E402
+from darts_paddle.nets.networks import (EvalCell, NetworkCIFAR, NetworkImageNet,  # noqa: E402
                                    build_network, drop_path_masks)
-from darts_paddle.ops import BN_EPS, Context  # noqa: E402
+from darts_paddle.nets.ops import BN_EPS, Context  # noqa: E402
 from darts_paddle.params import ParamStore, SharedVars, StatsStore  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 
-# REFERENCE.md section 6: trainable parameters without the auxiliary head
+# docs/algorithm.md section 6: trainable parameters without the auxiliary head
 PUBLISHED = {"DARTS_V1": (3_169_414, 4_510_432), "DARTS_V2": (3_349_342, 4_718_752),
              "DARTS_PADDLE": (3_767_302, 5_235_904)}
 
@@ -211,7 +211,7 @@ def test_cell_equals_numpy_reference(name, reduction, reduction_prev, training):
         stats.materialize(shared)
         drop = None
         if training:
-            from darts_paddle.networks import DropPath
+            from darts_paddle.nets.networks import DropPath
 
             mask_feed = paddle.static.data("m", [cell.drop_paths, -1, 1, 1, 1], "float64")
             drop = DropPath(mask_feed)
@@ -245,7 +245,7 @@ def test_cell_equals_numpy_reference(name, reduction, reduction_prev, training):
 
 def test_multiply_adds_count_convolutions_and_matmuls_per_image():
     from darts_paddle.runner import Prog
-    from darts_paddle.train_programs import multiply_adds
+    from darts_paddle.train.programs import multiply_adds
 
     main = paddle.static.Program()
     with paddle.static.program_guard(main, paddle.static.Program()):
@@ -270,7 +270,7 @@ def test_build_network_rejects_a_broken_genotype():
 
 def test_auxiliary_head_on_too_small_maps_is_a_user_error():
     from darts_paddle.errors import UserError
-    from darts_paddle.train_programs import TrainConfig, build_train_programs
+    from darts_paddle.train.programs import TrainConfig, build_train_programs
 
     cfg = TrainConfig(C=8, layers=2, image_size=16, auxiliary=True)  # 4x4 maps after cell 1
     with pytest.raises(UserError, match="auxiliary head needs 8x8"):

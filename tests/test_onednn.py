@@ -1,7 +1,7 @@
 """The opt-in oneDNN depthwise convolutions (onednn.py) against Paddle's default kernels.
 
-PADDLE_NOTES.md: oneDNN kernels can return wrong gradients without an error, so every kind
-of depthwise conv the networks use (kernel 3 and 5, stride 1 and 2, dilation 1 and 2) is
+docs/paddle.md section 8: oneDNN kernels can return wrong gradients without an error, so
+every kind of depthwise conv the networks use (kernel 3 and 5, stride 1 and 2, dilation 1 and 2) is
 compared op by op, and a whole supernet gradient pass is compared with a float64 run of
 the default kernels: oneDNN in float32 must be as close to it as the default kernels in
 float32 are."""

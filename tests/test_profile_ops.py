@@ -1,12 +1,6 @@
 """bench/profile_ops.py's bookkeeping: op kinds and the busy time of overlapping ops."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "bench"))
-
-import profile_ops  # noqa: E402
+import profile_ops  # bench/ is on pytest's pythonpath (pyproject.toml)
 
 
 def test_kinds_put_gradients_with_their_forward_op():

@@ -15,7 +15,7 @@ import_paddle()
 
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import architect  # noqa: E402
-from darts_paddle.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
@@ -108,7 +108,7 @@ def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, mo
 
 
 def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkeypatch, capsys):
-    from darts_paddle.evolution import render_evolution
+    from darts_paddle.viz.evolution import render_evolution
 
     monkeypatch.chdir(tmp_path)
     argv = flags(fashion_root, "daas", "--method", "daas")

@@ -1,4 +1,4 @@
-"""The PyTorch search step of the side-by-side benchmark (torch_architect.py) computes what
+"""The PyTorch search step of the side-by-side benchmark (bench/torch_reference/architect.py) computes what
 our Architect computes: from the same weights, alphas and momentum buffers (carried over
 with convert_torch), both give the same first- and second-order alpha gradients, in
 float64 on a tiny supernet.  Two independent implementations: PyTorch autograd on the
@@ -16,10 +16,9 @@ from darts_paddle.runtime import import_paddle  # noqa: E402
 
 paddle = import_paddle()
 
-from darts_paddle import convert_torch  # noqa: E402
-from darts_paddle.state import search_state  # noqa: E402
-from darts_paddle import torch_architect as ta  # noqa: E402
-from darts_paddle import torch_models as tm  # noqa: E402
+from darts_paddle.state import convert_torch, search_state  # noqa: E402
+from torch_reference import architect as ta  # noqa: E402
+from torch_reference import models as tm  # noqa: E402
 from darts_paddle.search.architect import Architect  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402

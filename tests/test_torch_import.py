@@ -1,6 +1,7 @@
-"""PyTorch checkpoints of the original release's layout: torch_models.py builds them, the
-converter maps them into our banks, and our networks then compute what PyTorch computes
-(logits, training losses with the auxiliary head, search loss and alpha gradients).
+"""PyTorch checkpoints of the original release's layout: bench/torch_reference/models.py
+builds them, the converter maps them into our banks, and our networks then compute what
+PyTorch computes (logits, training losses with the auxiliary head, search loss and alpha
+gradients).
 
 The PyTorch side is the independent computation here: autograd and PyTorch's own kernels
 on the published module tree, with every weight and BN statistic randomised."""
@@ -24,19 +25,20 @@ paddle = import_paddle()
 import torch.nn.functional as TF  # noqa: E402
 
 import genotypes as G  # noqa: E402
-from darts_paddle import cli, convert_torch, torch_checkpoint, training  # noqa: E402
-from darts_paddle.search import loop  # noqa: E402
-from darts_paddle.state import search_state  # noqa: E402
-from darts_paddle import torch_models as tm  # noqa: E402
+from darts_paddle import cli  # noqa: E402
+from darts_paddle.search import loop as search_loop  # noqa: E402
+from darts_paddle.state import convert_torch, search_state, torch_checkpoint  # noqa: E402
+from darts_paddle.train import loop  # noqa: E402
+from torch_reference import models as tm  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
-from darts_paddle.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import Genotype, format_genotype, genotype_from_json  # noqa: E402
-from darts_paddle.networks import build_network  # noqa: E402
+from darts_paddle.nets.networks import build_network  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
-from darts_paddle.train_programs import build_train_programs  # noqa: E402
+from darts_paddle.train.programs import build_train_programs  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
 import train as train_script  # noqa: E402
@@ -81,13 +83,13 @@ def convert(*argv):
 
 def load_eval(path):
     """Our training and inference programs with the converted checkpoint's weights."""
-    arrays, meta = training.read_checkpoint(path)
-    programs = build_train_programs(training.config_from_meta(meta),
+    arrays, meta = loop.read_checkpoint(path)
+    programs = build_train_programs(loop.config_from_meta(meta),
                                     genotype_from_json(meta["genotype"]))
     runner = Runner(paddle.CPUPlace())
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    training.init_weights(programs, runner, arrays, meta, path)
+    loop.init_weights(programs, runner, arrays, meta, path)
     return programs, runner
 
 
@@ -352,14 +354,14 @@ def test_train_init_from_a_converted_checkpoint(cifar_root, tmp_path, monkeypatc
     converted, _ = load_checkpoint("darts.npz")
 
     seen = {}
-    real_train_epoch = training.train_epoch
+    real_train_epoch = loop.train_epoch
 
     def recording(epoch, args, programs, runner, *rest):
         names = programs.variable_names()
         seen.update({key: runner.get(name) for key, name in names.items()})
         return real_train_epoch(epoch, args, programs, runner, *rest)
 
-    monkeypatch.setattr(training, "train_epoch", recording)
+    monkeypatch.setattr(loop, "train_epoch", recording)
     flags = ["--data", cifar_root, "--init_from", "darts.npz", "--epochs", "1", "--layers", "2",
              "--init_channels", "8", "--batch_size", "8", "--auxiliary", "--max_steps", "2",
              "--save", "init"]
@@ -374,9 +376,9 @@ def test_train_init_from_a_converted_checkpoint(cifar_root, tmp_path, monkeypatc
     assert meta["epoch"] == 1 and meta["args"]["init_from"] == "darts.npz"
 
     # --eval_only reads the converted file as it is
-    args = train_script.train_cli.train_parser().parse_args(
+    args = train_script.flags.train_parser().parse_args(
         ["--eval_only", "--model_path", "darts.npz", "--data", cifar_root, "--batch_size", "8"])
-    loss, top1, _ = training.main(args, "cifar")
+    loss, top1, _ = loop.main(args, "cifar")
     assert np.isfinite(loss) and 0 <= top1 <= 1
 
 
@@ -417,14 +419,14 @@ def test_train_search_init_from_a_converted_supernet(tmp_path, monkeypatch, caps
     converted, _ = load_checkpoint("supernet.npz")
 
     seen = {}
-    real_train_epoch = loop.train_epoch
+    real_train_epoch = search_loop.train_epoch
 
     def recording(epoch, args, programs, architect, *rest):
         names = programs.state_names()
         seen.update({k: architect.runner.get(names[k]) for k in converted})
         return real_train_epoch(epoch, args, programs, architect, *rest)
 
-    monkeypatch.setattr(loop, "train_epoch", recording)
+    monkeypatch.setattr(search_loop, "train_epoch", recording)
     flags = ["--dataset", "fashion_mnist", "--data", str(tmp_path), "--layers", "3",
              "--init_channels", "2", "--batch_size", "4", "--epochs", "1", "--max_steps", "1",
              "--init_from", "supernet.npz"]

@@ -12,13 +12,14 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 import genotypes as G  # noqa: E402
-from darts_paddle import cli, training  # noqa: E402
-from darts_paddle.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from darts_paddle import cli  # noqa: E402
+from darts_paddle.train import loop  # noqa: E402
+from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
-from darts_paddle.networks import drop_path_masks  # noqa: E402
+from darts_paddle.nets.networks import drop_path_masks  # noqa: E402
 from darts_paddle.runner import Prog  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from darts_paddle.train_programs import (TrainConfig, build_train_programs,  # noqa: E402
+from darts_paddle.train.programs import (TrainConfig, build_train_programs,  # noqa: E402
                                          criterion)
 
 import train as train_script  # noqa: E402
@@ -175,18 +176,18 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
     full = run_dir("full")
 
     # the same run interrupted during its second epoch, then resumed
-    real_train_epoch = training.train_epoch
+    real_train_epoch = loop.train_epoch
 
     def interrupted(epoch, *args):
         if epoch == 1:
             raise KeyboardInterrupt
         return real_train_epoch(epoch, *args)
 
-    monkeypatch.setattr(training, "train_epoch", interrupted)
+    monkeypatch.setattr(loop, "train_epoch", interrupted)
     assert cli.run_main(train_script.main, flags(cifar_root, "cut")) == 130
     cut = run_dir("cut")
     assert load_checkpoint(os.path.join(cut, "checkpoint.npz"))[1]["epoch"] == 1
-    monkeypatch.setattr(training, "train_epoch", real_train_epoch)
+    monkeypatch.setattr(loop, "train_epoch", real_train_epoch)
     assert cli.run_main(train_script.main, ["--resume", cut, "--data", cifar_root]) == 0
     assert "resumed from" in capsys.readouterr().out
 
@@ -196,17 +197,17 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
     for key in a:
         assert np.array_equal(a[key], b[key]), key
     assert meta_a == meta_b and meta_a["epoch"] == 2
-    initial = build_train_programs(training.config_from_meta(meta_a), G.DARTS_V2,
+    initial = build_train_programs(loop.config_from_meta(meta_a), G.DARTS_V2,
                                    train=False).initial_values(np.random.default_rng(0))
     assert not np.array_equal(a["net.vector"], initial["net.vector"])  # it did train
 
     # --eval_only on the best checkpoint reproduces its test accuracy, and exports
     best = os.path.join(full, "best.npz")
     _, meta_best = load_checkpoint(best)
-    args = train_script.train_cli.train_parser().parse_args(
+    args = train_script.flags.train_parser().parse_args(
         ["--eval_only", "--model_path", best, "--data", cifar_root, "--batch_size", "8",
          "--export"])
-    _, top1, _ = training.main(args, "cifar")
+    _, top1, _ = loop.main(args, "cifar")
     assert top1 == meta_best["test_acc"]
     assert os.path.isfile(os.path.join(full, "inference", "model.json")) or \
         glob.glob(os.path.join(full, "inference", "model.*"))

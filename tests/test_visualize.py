@@ -5,10 +5,11 @@ import shutil
 import pytest
 
 import genotypes
-from darts_paddle import visualize
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import format_genotype, genotype_to_json
-from darts_paddle.visualize import cell_graph, draw_genotype, main, render_cell_png
+from darts_paddle.viz import cells
+from darts_paddle.viz.cells import cell_graph, draw_genotype, render_cell_png
+from darts_paddle.viz.command import main
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 needs_dot = pytest.mark.skipif(shutil.which('dot') is None, reason="graphviz 'dot' not installed")
@@ -113,7 +114,7 @@ def test_main_name_literal_and_json(capsys, tmp_path):
 
 
 def test_op_colours_are_distinct_per_family():
-    colours = {visualize.op_colour(op) for op in ('sep_conv_3x3', 'dil_conv_3x3', 'max_pool_3x3',
+    colours = {cells.op_colour(op) for op in ('sep_conv_3x3', 'dil_conv_3x3', 'max_pool_3x3',
                                                   'avg_pool_3x3', 'skip_connect', 'conv_7x1_1x7')}
     assert len(colours) == 6
-    assert visualize.op_colour('sep_conv_7x7') == visualize.op_colour('sep_conv_3x3')
+    assert cells.op_colour('sep_conv_7x7') == cells.op_colour('sep_conv_3x3')

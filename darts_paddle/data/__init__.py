@@ -6,8 +6,9 @@ Importing this package does not import paddle; only iterating a BatchLoader does
 from .datasets import (ArrayDataset, Description, ImageListDataset, describe, load_dataset,
                        search_split)
 from .loader import BatchLoader, EndlessBatches, endless_batches, order_rng, sample_rng
+from .normalize import Normalize
 from .specs import SPECS, DatasetSpec, get_spec, known_names
-from .transforms import Normalize, PadCropFlip, build_transform, cutout
+from .transforms import PadCropFlip, build_transform, cutout
 
 __all__ = [
     "ArrayDataset", "BatchLoader", "DatasetSpec", "Description", "EndlessBatches",

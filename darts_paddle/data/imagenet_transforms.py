@@ -5,7 +5,7 @@ import math
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .transforms import Normalize
+from .normalize import Normalize
 
 SCALE = (0.08, 1.0)
 RATIO = (3.0 / 4.0, 4.0 / 3.0)

@@ -15,7 +15,7 @@ by architect.py, next to the code that runs them.
 from dataclasses import dataclass, field
 from typing import Dict
 
-from ..ops import Context
+from ..nets.ops import Context
 from ..optim import weight_optimizer
 from ..paddle_static import F, paddle
 from ..params import SharedVars

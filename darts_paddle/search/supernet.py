@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS
-from ..ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
+from ..nets.ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
 from ..paddle_static import F, paddle
 from ..params import ParamStore, SharedVars, StatsStore
 

@@ -1,1 +1,2 @@
-"""What runs save and start from: checkpoints, resume checks, history, imported weights."""
+"""What outlives a process: atomic checkpoints, a search run's state and history, and
+PyTorch checkpoints converted into ours."""

@@ -6,7 +6,7 @@ import json
 import os
 
 from .. import data
-from ..checkpoint import load_checkpoint, load_into, save_checkpoint
+from .checkpoint import load_checkpoint, load_into, save_checkpoint
 from ..cli import METHOD_FLAGS
 from ..errors import UserError
 

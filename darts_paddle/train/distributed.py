@@ -4,7 +4,8 @@ What Paddle 3.3.1 offers in static PIR mode (tried, see tests/test_distributed.p
 - fleet's static collective path (`fleet.init(is_collective=True)`,
   `fleet.distributed_optimizer(opt).minimize(loss)`) is legacy-IR code: under PIR it stops
   in fleet.py at `startup_program.clone(for_test=False)` ("clone(): incompatible function
-  arguments"), and legacy IR cannot differentiate the non-affine BN (PADDLE_NOTES.md);
+  arguments"), and legacy IR cannot differentiate the non-affine BN (docs/paddle.md
+  sections 3 and 9);
 - Paddle's static collective ops do run under PIR: `paddle.distributed.all_reduce` and
   `broadcast` append `pd_op.all_reduce_` / `pd_op.broadcast_` on ring 0, executed with the
   communicator registered for ring "0" in Paddle's CommContextManager (NCCL on a GPU,
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import UserError
+from ..errors import UserError
 
 LAUNCH = "python -m paddle.distributed.launch --gpus 0,1 train.py ..."
 
@@ -119,7 +120,7 @@ def choose_gpu(world, gpu_count):
 
 def start(world):
     """Create the ring-0 communicator the collective ops use; returns this process's place."""
-    from .runtime import import_paddle
+    from ..runtime import import_paddle
 
     paddle = import_paddle()
     from paddle.base import core
@@ -177,7 +178,7 @@ def build_broadcast_program(variables):
     import paddle
     import paddle.distributed as dist
 
-    from .runner import Prog
+    from ..runner import Prog
 
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, paddle.static.Program()):

@@ -2,10 +2,10 @@
 role (stem, cell i preprocess / op / BN, auxiliary head, classifier, BN running mean and
 variance, alphas).
 
-Our side is read off the network objects themselves (networks.py, supernet.py), so the
+Our side is read off the network objects themselves (nets/networks.py, supernet.py), so the
 banked and fused layouts are never spelled out twice: a weight `Entry` knows its bank and
 first row, a BN's `BNStats` its offset in the flat statistics buffer.  The PyTorch side is
-the published module tree (torch_models.py builds the same keys).
+the published module tree (bench/torch_reference/models.py builds the same keys).
 
 The fused supernet keeps the E edges leaving a state in one tensor, edge-major: edge e
 owns rows e*C .. (e+1)*C - 1 of every conv and BN of a primitive (supernet.py).  Its
@@ -17,11 +17,11 @@ Torch Linear weights are [out, in], ours [in, out].
 from dataclasses import dataclass
 from typing import Tuple
 
-from .eval_ops import AvgPool, Conv7x1_1x7, DilConv, Identity, MaxPool, SepConv
-from .genotype import PRIMITIVES
-from .networks import NetworkCIFAR
-from .ops import FactorizedReduce
-from .search.supernet import ALPHAS, CONV_OPS, edge_index
+from ..nets.eval_ops import AvgPool, Conv7x1_1x7, DilConv, Identity, MaxPool, SepConv
+from ..genotype import PRIMITIVES
+from ..nets.networks import NetworkCIFAR
+from ..nets.ops import FactorizedReduce
+from ..search.supernet import ALPHAS, CONV_OPS, edge_index
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,8 @@ def _auxiliary_head(head, S):
 
 
 def eval_assignments(net):
-    """Every Assign of a NetworkCIFAR / NetworkImageNet (networks.py), auxiliary head included."""
+    """Every Assign of a NetworkCIFAR / NetworkImageNet (nets/networks.py), auxiliary head
+    included."""
     S = net.stats.prefix
     out = _stems(net, S)
     for i, cell in enumerate(net.cells):

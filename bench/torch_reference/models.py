@@ -1,11 +1,11 @@
 """The DARTS networks in PyTorch, in the module layout of the original PyTorch release.
 
-Two uses: the checkpoints users bring are state_dicts of these networks (convert_torch.py
+Two uses: the checkpoints users bring are state_dicts of these networks (state/convert_torch.py
 maps every key of them into our banks), and the side-by-side benchmark trains them on the
 CPU.  So the module tree reproduces the published state_dict keys exactly (`stem.0.weight`,
 `cells.3.preprocess0.conv_1.weight`, `cells.0._ops.2.op.1.weight`,
 `auxiliary_head.features.2.weight`, search network `cells.1._ops.4._ops.1.1.running_mean`,
-...), and the forward passes are the published computations (REFERENCE.md sections 1, 2, 6).
+...), and the forward passes are the published computations (docs/algorithm.md sections 1, 2, 6).
 
 API (torch is imported here only: it is an optional dependency, `pip install
 darts-paddle[torch]`):
@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .genotype import PRIMITIVES, resolve_arch, validate_genotype
+from darts_paddle.genotype import PRIMITIVES, resolve_arch, validate_genotype
 
 STEPS = 4
 STEM_MULTIPLIER = 3

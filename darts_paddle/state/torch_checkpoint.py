@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 INSTALL_HINT = ("reading PyTorch checkpoints needs PyTorch: pip install torch==2.13.0 (the CPU "
                 "build) or pip install darts-paddle[torch]")

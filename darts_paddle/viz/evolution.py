@@ -20,7 +20,7 @@ import numpy as np
 
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import PRIMITIVES, genotype_from_json, steps_from_edges
-from darts_paddle.visualize import INPUT_NAMES, render_cell_png
+from darts_paddle.viz.cells import INPUT_NAMES, render_cell_png
 
 HISTORY = 'history.json'
 CELLS = ('normal', 'reduce')

@@ -1,4 +1,4 @@
-"""The ops a genotype can name, as used in the evaluation networks (REFERENCE.md section 1).
+"""The ops a genotype can name, as used in the evaluation networks (docs/algorithm.md section 1).
 
 Unlike the fused search cell, an evaluation cell is small: each of its ops is built on its
 own.  All BNs are affine; pools have no BN after them (that BN exists only in the search's

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 META_KEY = "__meta__"
 

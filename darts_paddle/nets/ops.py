@@ -2,12 +2,12 @@
 
 Each block declares its weights in a ParamStore and its BN statistics in a StatsStore when
 constructed, and builds static-graph ops when called with a `Context`.  Convolutions have no
-bias (REFERENCE.md section 1); BN is non-affine inside search cells and affine elsewhere.
+bias (docs/algorithm.md section 1); BN is non-affine inside search cells and affine elsewhere.
 """
 
 from dataclasses import dataclass
 
-from .params import ParamStore, StatsStore
+from ..params import ParamStore, StatsStore
 
 BN_MOMENTUM = 0.9  # Paddle's convention: running = 0.9 * running + 0.1 * batch (PyTorch 0.1)
 BN_EPS = 1e-5

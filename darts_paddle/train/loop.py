@@ -20,13 +20,14 @@ import time
 
 import numpy as np
 
-from . import data, distributed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .. import data
+from . import distributed
+from ..state.checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE
-from .errors import UserError
-from .genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
-from .progress import epoch_bar
-from .runtime import import_paddle
+from ..errors import UserError
+from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
+from ..progress import epoch_bar
+from ..runtime import import_paddle
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -41,7 +42,7 @@ DEFAULT_ARCH = "DARTS"
 # --------------------------------------------------------------------------- set-up
 
 def make_config(args, spec, kind):
-    from .train_programs import TrainConfig
+    from .programs import TrainConfig
 
     imagenet = kind == "imagenet"
     return TrainConfig(
@@ -78,8 +79,8 @@ def make_loaders(args, spec, train=True, world=SINGLE):
 
 def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
     """Programs built once, a runner (on `place`) with the seeded initial values."""
-    from .runner import Runner
-    from .train_programs import build_train_programs, multiply_adds, op_count
+    from ..runner import Runner
+    from .programs import build_train_programs, multiply_adds, op_count
 
     log.info("param size = %.6fMB", _param_size(cfg, genotype) / 1e6)
     start = time.time()
@@ -95,7 +96,7 @@ def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
 
 
 def _param_size(cfg, genotype):
-    from .networks import build_network
+    from ..nets.networks import build_network
 
     net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, False, genotype,
                         cfg.in_channels)
@@ -146,7 +147,7 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE):
         feed = dict(x=x, y=y)
         batch = len(y) * world.size
         if "drop_mask" in programs.train.feeds:
-            from .networks import drop_path_masks
+            from ..nets.networks import drop_path_masks
 
             # the global batch's masks, so any number of processes drops the same paths
             masks = drop_path_masks(drop_rng(args.seed, epoch, step), net.drop_paths, batch,
@@ -210,7 +211,7 @@ def read_checkpoint(path):
 
 
 def config_from_meta(meta):
-    from .train_programs import TrainConfig
+    from .programs import TrainConfig
 
     return TrainConfig(**meta["config"])
 
@@ -274,7 +275,7 @@ def export_inference_model(programs, runner, directory, x):
     the logits of the inference program on `x`; returns the path prefix."""
     paddle = import_paddle()
 
-    from .train_programs import build_export_program
+    from .programs import build_export_program
 
     prefix = os.path.join(directory, "model")
     os.makedirs(directory, exist_ok=True)
@@ -458,7 +459,7 @@ def eval_only(args):
 
 def main(args, kind):
     """What the scripts run after parsing their flags (in every launched process)."""
-    from . import cli
+    from .. import cli
 
     if args.init_from and (args.resume or args.eval_only):
         raise UserError("--init_from starts a new run: it goes with neither --resume (which "

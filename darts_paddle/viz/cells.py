@@ -1,7 +1,4 @@
-"""Pictures of what a search produces: cell graphs drawn with graphviz.
-
-Given a search directory instead of a genotype, `main` draws how the search evolved
-(darts_paddle.evolution).
+"""Cell graphs drawn with graphviz.
 
 Each cell becomes a left-to-right graph: the two cell inputs c_{k-2}, c_{k-1}, the
 intermediate nodes 0..steps-1, and the output c_{k}; every op is an edge labelled with its
@@ -9,14 +6,11 @@ name, and only the states in the concat list feed c_{k}. `render_cell_png` retur
 picture as bytes so that evolution animations can be assembled in memory.
 """
 
-import argparse
-import os
 import shutil
-import sys
 from pathlib import Path
 
 from darts_paddle.errors import UserError
-from darts_paddle.genotype import resolve_arch, validate_cell
+from darts_paddle.genotype import validate_cell
 
 INPUT_NAMES = ('c_{k-2}', 'c_{k-1}')
 OUTPUT_NAME = 'c_{k}'
@@ -111,51 +105,3 @@ def draw_genotype(genotype, out_dir, name, formats=('pdf', 'png')):
                                    label=f'{name} {cell} cell'))
     return paths
 
-
-def _default_name(arch):
-    arch = arch.strip()
-    if arch.startswith('Genotype('):
-        return 'genotype'
-    if arch.lower().endswith('.json'):
-        return Path(arch).stem
-    return arch  # resolved, so a registry name
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description='Draw the normal and reduction cells of a genotype with graphviz, or the '
-                    'evolution of a search from its directory.')
-    parser.add_argument('arch', help='genotype: a name from genotypes.py, a Genotype(...) literal, '
-                                     'or the path of a genotype JSON; or a search directory '
-                                     'holding history.json (writes networks.gif, '
-                                     'alphas_normal.png, alphas_reduce.png, and for a DAAS '
-                                     'search betas_normal.png, betas_reduce.png)')
-    parser.add_argument('--format', choices=('pdf', 'png', 'both'), default='both',
-                        help='output format (default: both)')
-    parser.add_argument('--out', default=None,
-                        help='output directory (default: ./cells; for a search directory, '
-                             'that directory)')
-    parser.add_argument('--name', default=None,
-                        help='file name prefix (default: the registry name, the JSON file stem, '
-                             'or "genotype" for a literal)')
-    return parser
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        if os.path.isdir(args.arch):  # unlike Path.is_dir, False for a long Genotype literal
-            from darts_paddle.evolution import render_evolution  # it imports this module
-
-            paths = render_evolution(args.arch, args.out)
-        else:
-            genotype = resolve_arch(args.arch)  # loads the registry only for a name
-            name = args.name or _default_name(args.arch)
-            formats = ('pdf', 'png') if args.format == 'both' else (args.format,)
-            paths = draw_genotype(genotype, args.out or 'cells', name, formats)
-    except UserError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0

@@ -1,4 +1,4 @@
-"""The evaluation networks: cells compiled from a genotype, stacked (REFERENCE.md section 6).
+"""The evaluation networks: cells compiled from a genotype, stacked (docs/algorithm.md section 6).
 
     NetworkCIFAR      stem conv 3x3 + BN, `layers` cells (reductions at L/3 and 2L/3),
                       auxiliary head after cell 2L/3, global pool + linear
@@ -17,11 +17,11 @@ from a checkpoint draws exactly the masks of the uninterrupted run.
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 from .eval_ops import make_op
-from .genotype import validate_genotype
+from ..genotype import validate_genotype
 from .ops import BatchNorm, FactorizedReduce, ReLUConvBN, conv
-from .params import ParamStore, StatsStore
+from ..params import ParamStore, StatsStore
 
 PREFIX, BN_PREFIX = "net", "net_bn"
 AUX_PREFIX, AUX_BN_PREFIX = "net_aux", "net_aux_bn"

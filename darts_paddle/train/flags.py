@@ -4,7 +4,7 @@
 
 import argparse
 
-from .cli import DATASETS, positive_int
+from ..cli import DATASETS, positive_int
 
 
 def _probability(text):

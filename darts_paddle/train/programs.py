@@ -11,19 +11,20 @@ the gradients over the processes before the optimizer (clipping sees the global-
 gradient) and fetches loss and accuracies averaged over them, so every process logs and
 checks the same numbers.
 
-Each program has one fixed fetch list (changing it re-prepares the program, PADDLE_NOTES.md).
+Each program has one fixed fetch list (changing it re-prepares the program,
+docs/paddle.md section 2).
 Drop path masks are a feed, [paths, B, 1, 1, 1], only when drop_path_prob > 0: see
-networks.py for why they are drawn outside the program.
+nets/networks.py for why they are drawn outside the program.
 """
 
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from .networks import DropPath, build_network
-from .ops import Context
-from .params import SharedVars
-from .optim import weight_optimizer
-from .runner import Prog
+from ..nets.networks import DropPath, build_network
+from ..nets.ops import Context
+from ..params import SharedVars
+from ..optim import weight_optimizer
+from ..runner import Prog
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Network building blocks and the evaluation networks (CIFAR, ImageNet) with auxiliary heads."""

@@ -1,0 +1,1 @@
+"""Training a genotype from scratch: the loop, its programs, data parallel, the flags."""

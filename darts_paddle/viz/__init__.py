@@ -1,0 +1,1 @@
+"""Pictures: cell graphs, and how a search evolved (GIF, alpha and beta plots)."""
