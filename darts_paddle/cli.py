@@ -73,7 +73,7 @@ def search_parser():
 
 
 def _method_flags(p):
-    """DAAS and DADARTS as their authors compute them (docs/methods.md, methods.py)."""
+    """DAAS and DADARTS as their authors compute them (docs/methods.md, search/methods/)."""
     from .search.methods import METHODS
 
     g = p.add_argument_group("discretization-aware search")

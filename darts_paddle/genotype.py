@@ -31,6 +31,12 @@ STEPS = 4  # intermediate nodes of a cell
 MULTIPLIER = 4  # the last nodes concatenated into a cell's output
 CELLS = ('normal', 'reduce')  # the two cell types, each with its own alphas
 
+
+def reduction_layers(layers):
+    """The indices of the reduction cells in a stack of `layers` cells: at 1/3 and 2/3 of the
+    depth, as the original networks (search and evaluation alike)."""
+    return (layers // 3, 2 * layers // 3)
+
 PRIMITIVES = [
     'none',
     'max_pool_3x3',

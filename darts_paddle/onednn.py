@@ -28,6 +28,9 @@ import logging
 
 import numpy as np
 
+from .paddle_static import paddle
+from paddle.base.libpaddle import pir  # noqa: E402 (after paddle_static: Paddle loads configured)
+
 log = logging.getLogger("darts_paddle.onednn")
 
 OPS = {"depthwise_conv2d": (["input", "filter"], ["out"]),
@@ -61,7 +64,7 @@ def _register_onednn_dialect(paddle):
         paddle.set_flags(before)
 
 
-def _onednn_attributes(paddle):
+def _onednn_attributes():
     """{op: {attribute: value}} of the onednn_op versions, read off Paddle's own placement
     pass run on a probe program, so that the rule sets every attribute the op requires."""
     _register_onednn_dialect(paddle)
@@ -95,12 +98,10 @@ def _typed(res, value):
     return res.VectorFloat32Attr([float(v) for v in value])
 
 
-def _pass_manager(paddle):
+def _pass_manager():
     """A PassManager with one rule per op: pd_op.<op>(same operands, same attributes) ->
     onednn_op.<op>(..., plus the oneDNN attributes)."""
-    from paddle.base.libpaddle import pir
-
-    onednn_attrs = _onednn_attributes(paddle)
+    onednn_attrs = _onednn_attributes()
     pm = pir.PassManager()
     for name, (ins, outs) in OPS.items():
         ctx = pir.DrrPatternContext()
@@ -129,12 +130,9 @@ def place_depthwise(program):
     ops = _depthwise_ops(program)
     if not ops or any("float32" not in str(op.operand_source(0).dtype).lower() for op in ops):
         return 0
-    from .runtime import import_paddle
-
-    paddle = import_paddle()
     if "pm" not in _state:
         try:
-            _state["pm"] = _pass_manager(paddle)
+            _state["pm"] = _pass_manager()
         except Exception as exc:  # Paddle without oneDNN, or its internals moved
             _state["pm"] = None
             log.warning("depthwise convolutions stay on Paddle's default kernels: oneDNN "

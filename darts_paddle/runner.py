@@ -9,7 +9,9 @@ from typing import List
 
 import numpy as np
 
-from .runtime import depthwise_backend, get_place, import_paddle
+from .onednn import place_depthwise
+from .paddle_static import paddle
+from .runtime import depthwise_backend, get_place
 
 
 @dataclass
@@ -25,7 +27,6 @@ class Runner:
     def __init__(self, place=None, dtype="float32", depthwise=None):
         """depthwise: 'paddle' or 'onednn' kernels for the depthwise convs on the CPU
         (default: runtime.depthwise_backend())."""
-        paddle = import_paddle()
         self.dtype = np.dtype(dtype)  # floating feeds and values are cast to it
         self.place = place if place is not None else get_place()
         self.scope = paddle.static.Scope()
@@ -38,16 +39,12 @@ class Runner:
         """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy.
 
         Feeds the program does not read are dropped, so callers can pass one set of knobs
-        (methods.py) to every program."""
-        import paddle
-
+        (search/methods/) to every program."""
         missing = set(prog.feeds) - set(feed)
         if missing:
             raise ValueError(f"missing feeds {sorted(missing)}")
         feed = {k: self._cast(v) for k, v in feed.items() if k in prog.feeds}
         if self._onednn and id(prog.program) not in self._placed:
-            from .onednn import place_depthwise
-
             place_depthwise(prog.program)  # before the first run, which fixes the kernels
             self._placed.add(id(prog.program))
         with paddle.static.scope_guard(self.scope):
@@ -56,8 +53,6 @@ class Runner:
         return [np.asarray(o) for o in out]
 
     def run_startup(self, startup):
-        import paddle
-
         with paddle.static.scope_guard(self.scope):
             self.exe.run(startup, scope=self.scope)
 

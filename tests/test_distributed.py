@@ -26,7 +26,7 @@ from darts_paddle.train.distributed import World  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.nets.networks import DropPath, build_network, drop_path_masks  # noqa: E402
 from darts_paddle.nets.ops import Context  # noqa: E402
-from darts_paddle.params import SharedVars  # noqa: E402
+from darts_paddle.nets.params import SharedVars  # noqa: E402
 from darts_paddle.runner import Prog  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.train.programs import TrainConfig, build_train_programs, criterion  # noqa: E402

@@ -11,7 +11,7 @@ import genotypes as G  # noqa: E402
 from darts_paddle.nets.networks import (EvalCell, NetworkCIFAR, NetworkImageNet,  # noqa: E402
                                    build_network, drop_path_masks)
 from darts_paddle.nets.ops import BN_EPS, Context  # noqa: E402
-from darts_paddle.params import ParamStore, SharedVars, StatsStore  # noqa: E402
+from darts_paddle.nets.params import ParamStore, SharedVars, StatsStore  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 
 # docs/algorithm.md section 6: trainable parameters without the auxiliary head

@@ -168,6 +168,7 @@ class BatchLoader:
         return self._iterate(epoch, start)
 
     def _iterate(self, epoch, start):
+        # here, not at the top: the data package works without Paddle (downloads, checks)
         import paddle
 
         sampler = _EpochBatches(self.batches)

@@ -6,6 +6,7 @@ mixed op).  Each op declares its weights when constructed and builds ops when ca
 a `Context`, like the blocks in ops.py.
 """
 
+from ..paddle_static import F
 from .ops import BatchNorm, FactorizedReduce, conv
 
 
@@ -23,7 +24,6 @@ class MaxPool:
         self.stride = stride
 
     def __call__(self, x, ctx):
-        import paddle.nn.functional as F
 
         return F.max_pool2d(x, 3, self.stride, 1)
 
@@ -37,7 +37,6 @@ class AvgPool:
         self.stride = stride
 
     def __call__(self, x, ctx):
-        import paddle.nn.functional as F
 
         return F.avg_pool2d(x, 3, self.stride, 1, exclusive=True)
 
@@ -55,7 +54,6 @@ class DilConv:
         self.padding = dilation * (kernel // 2)
 
     def __call__(self, x, ctx):
-        import paddle.nn.functional as F
 
         h = conv(F.relu(x), self.depthwise, self.stride, self.padding, self.dilation,
                  groups=self.C)
@@ -87,7 +85,6 @@ class Conv7x1_1x7:
         self.stride = stride
 
     def __call__(self, x, ctx):
-        import paddle.nn.functional as F
 
         h = conv(F.relu(x), self.conv_1x7, (1, self.stride), (0, 3))
         return self.bn(conv(h, self.conv_7x1, (self.stride, 1), (3, 0)), ctx)

@@ -19,9 +19,10 @@ import numpy as np
 
 from ..errors import UserError
 from .eval_ops import make_op
-from ..genotype import validate_genotype
+from ..genotype import reduction_layers, validate_genotype
 from .ops import BatchNorm, FactorizedReduce, ReLUConvBN, conv
-from ..params import ParamStore, StatsStore
+from ..paddle_static import F, paddle
+from .params import ParamStore, StatsStore
 
 PREFIX, BN_PREFIX = "net", "net_bn"
 AUX_PREFIX, AUX_BN_PREFIX = "net_aux", "net_aux_bn"
@@ -31,7 +32,6 @@ class DropPath:
     """Hands out the fed masks, one per non-identity op, in the order the cells use them."""
 
     def __init__(self, masks):
-        import paddle
 
         self._masks = iter(paddle.unbind(masks, axis=0))  # one op for all paths
 
@@ -70,8 +70,6 @@ class EvalCell:
 
     def __call__(self, s0, s1, ctx, drop=None):
         """drop: a DropPath in training with drop path on, else None."""
-        import paddle
-
         states = [self.preprocess0(s0, ctx), self.preprocess1(s1, ctx)]
         for i in range(self.steps):
             branches = []
@@ -99,8 +97,6 @@ class AuxiliaryHead:
         self.pool_stride = pool_stride
 
     def __call__(self, x, ctx):
-        import paddle
-        import paddle.nn.functional as F
 
         size = x.shape[2]
         if size < 5 or (size - 5) // self.pool_stride + 1 != 2:
@@ -129,12 +125,12 @@ class _Network:
         self.params, self.stats = ParamStore(PREFIX), StatsStore(BN_PREFIX)
         self.aux_params = ParamStore(AUX_PREFIX) if auxiliary else None
         self.aux_stats = StatsStore(AUX_BN_PREFIX) if auxiliary else None
-        self.aux_index = 2 * layers // 3
+        self.aux_index = reduction_layers(layers)[1]  # the head reads the second reduction cell
 
     def _build_cells(self, C_pp, C_p, C_curr, reduction_prev):
         self.cells = []
         for i in range(self.layers):
-            reduction = i in (self.layers // 3, 2 * self.layers // 3)
+            reduction = i in reduction_layers(self.layers)
             if reduction:
                 C_curr *= 2
             cell = EvalCell(self.params, self.stats, f"cells.{i}", self.genotype, C_pp, C_p,
@@ -160,9 +156,6 @@ class _Network:
 
     def __call__(self, x, ctx, drop=None):
         """-> (logits, auxiliary logits or None); the auxiliary head only in training."""
-        import paddle
-        import paddle.nn.functional as F
-
         s0, s1 = self.stem(x, ctx)
         logits_aux = None
         for i, cell in enumerate(self.cells):
@@ -228,7 +221,6 @@ class NetworkImageNet(_Network):
         self._build_cells(C, C, C, True)  # the first cell sees a "reduced" previous cell
 
     def stem(self, x, ctx):
-        import paddle.nn.functional as F
 
         h = F.relu(self.stem0_bn1(conv(x, self.stem0_conv1, 2, 1), ctx))
         s0 = self.stem0_bn2(conv(h, self.stem0_conv2, 2, 1), ctx)

@@ -7,7 +7,9 @@ bias (docs/algorithm.md section 1); BN is non-affine inside search cells and aff
 
 from dataclasses import dataclass
 
-from ..params import ParamStore, StatsStore
+from ..paddle_static import F, paddle
+from paddle import _C_ops  # noqa: E402 (after paddle_static: Paddle loads configured)
+from .params import ParamStore, StatsStore
 
 BN_MOMENTUM = 0.9  # Paddle's convention: running = 0.9 * running + 0.1 * batch (PyTorch 0.1)
 BN_EPS = 1e-5
@@ -15,14 +17,12 @@ BN_EPS = 1e-5
 
 @dataclass
 class Context:
-    """What a forward pass needs besides its input: the mode, and later drop path."""
+    """What a forward pass needs besides its input: the mode."""
 
     training: bool
-    drop_prob: object = None  # a fed scalar in eval-network training programs
 
 
 def conv(x, weight, stride=1, padding=0, dilation=1, groups=1):
-    import paddle.nn.functional as F
 
     return F.conv2d(x, weight.value, stride=stride, padding=padding, dilation=dilation,
                     groups=groups)
@@ -38,9 +38,6 @@ class BatchNorm:
 
     def __call__(self, x, ctx, scale=None):
         """`scale` (non-affine BN only) multiplies the output per channel, e.g. op weights."""
-        import paddle
-        from paddle import _C_ops
-
         s = self.stats
         shift = None
         if self.scale is not None:
@@ -64,7 +61,6 @@ class ReLUConvBN:
         self.stride, self.padding = stride, padding
 
     def __call__(self, x, ctx):
-        import paddle.nn.functional as F
 
         return self.bn(conv(F.relu(x), self.weight, self.stride, self.padding), ctx)
 
@@ -86,8 +82,6 @@ class FactorizedReduce:
         self.copies, self.c_out = copies, c_out
 
     def __call__(self, x, ctx, scale=None):
-        import paddle
-        import paddle.nn.functional as F
 
         x = F.relu(x)
         a = conv(x, self.conv_1, stride=2)

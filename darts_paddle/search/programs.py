@@ -18,7 +18,7 @@ from typing import Dict
 from ..nets.ops import Context
 from ..optim import weight_optimizer
 from ..paddle_static import F, paddle
-from ..params import SharedVars
+from ..nets.params import SharedVars
 from ..runner import Prog
 from . import architect
 from .arch_params import ArchParameters

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS
+from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS, reduction_layers
 from ..nets.ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
 from ..paddle_static import F, paddle
-from ..params import ParamStore, SharedVars, StatsStore
+from ..nets.params import ParamStore, SharedVars, StatsStore
 
 CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
@@ -202,7 +202,7 @@ class SearchNetwork:
         C_pp, C_p, C_curr = C_curr, C_curr, C
         self.cells, reduction_prev = [], False
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = i in reduction_layers(layers)
             if reduction:
                 C_curr *= 2
             self.cells.append(SearchCell(p, s, f"cells.{i}", C_pp, C_p, C_curr,

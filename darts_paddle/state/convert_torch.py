@@ -37,7 +37,7 @@ from .search_state import WEIGHTS_FORMAT
 from ..cli import DATASETS, run_main, setup_logging
 from ..data import get_spec
 from ..errors import UserError
-from ..genotype import genotype_to_json, resolve_arch
+from ..genotype import genotype_to_json, reduction_layers, resolve_arch
 from ..nets.networks import build_network
 from ..search.supernet import SearchNetwork
 from .torch_checkpoint import ALPHA_KEYS, ALPHAS_HINT, read_alphas, read_torch_checkpoint
@@ -226,7 +226,7 @@ def genotype_causes(state, target):
     """Ops of the genotype that the checkpoint's tensors contradict, cell by cell."""
     found = []
     for i in range(target.layers):
-        reduction = i in (target.layers // 3, 2 * target.layers // 3)
+        reduction = i in reduction_layers(target.layers)
         pairs = target.genotype.reduce if reduction else target.genotype.normal
         for k, (op, j) in enumerate(pairs):
             strided = reduction and j < 2

@@ -28,7 +28,13 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from ..paddle_static import paddle
+
+import paddle.distributed as dist  # noqa: E402 (after paddle_static: Paddle loads configured)
+from paddle.base import core  # noqa: E402
+
 from ..errors import UserError
+from ..runner import Prog
 
 LAUNCH = "python -m paddle.distributed.launch --gpus 0,1 train.py ..."
 
@@ -120,14 +126,10 @@ def choose_gpu(world, gpu_count):
 
 def start(world):
     """Create the ring-0 communicator the collective ops use; returns this process's place."""
-    from ..runtime import import_paddle
-
-    paddle = import_paddle()
-    from paddle.base import core
-
     cuda = paddle.is_compiled_with_cuda()
     gpu = choose_gpu(world, paddle.device.cuda.device_count() if cuda else 0)
     if gpu is not None:
+        # a private API, wanted only on the GPU path
         from paddle.distributed.collective import _init_parallel_env
 
         _init_parallel_env("nccl")  # reads FLAGS_selected_gpus, as choose_gpu did
@@ -144,8 +146,6 @@ def barrier(world, name, poll=0.05):
     or in store.wait (the store's 900 s limit): rank 0 may evaluate for longer."""
     if not world.distributed:
         return
-    from paddle.base import core
-
     store = core.create_or_get_global_tcp_store()
     key = f"darts_paddle/barrier/{name}"
     store.add(key, 1)
@@ -157,8 +157,6 @@ def barrier(world, name, poll=0.05):
 
 def mean_over_ranks(values, size):
     """Each value summed over all processes (in place) and divided by their number."""
-    import paddle.distributed as dist
-
     means = []
     for value in values:
         dist.all_reduce(value)  # pd_op.all_reduce_: later readers of `value` see the sum
@@ -175,11 +173,6 @@ def mean_gradients(params_grads, size):
 def build_broadcast_program(variables):
     """A program that overwrites every given scope variable ({name: numpy array of its
     shape and dtype}) with rank 0's value."""
-    import paddle
-    import paddle.distributed as dist
-
-    from ..runner import Prog
-
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, paddle.static.Program()):
         for name, value in variables.items():

@@ -26,8 +26,8 @@ from ..state.checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
+from ..paddle_static import paddle
 from ..progress import epoch_bar
-from ..runtime import import_paddle
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -273,8 +273,6 @@ def init_weights(programs, runner, arrays, meta, path):
 def export_inference_model(programs, runner, directory, x):
     """Save a Paddle inference model (x -> logits) and check that it reloads and predicts
     the logits of the inference program on `x`; returns the path prefix."""
-    paddle = import_paddle()
-
     from .programs import build_export_program
 
     prefix = os.path.join(directory, "model")
@@ -384,7 +382,6 @@ def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_
 def train(args, kind, save_dir, world=SINGLE):
     """The whole training run (fresh or resumed) of this process; returns the final
     metadata (None on ranks other than 0)."""
-    import_paddle()
     genotype, resume, initial = arch_and_start(args)
     log.info("genotype = %s", format_genotype(genotype))
     spec = data.get_spec(args.dataset)
@@ -436,7 +433,6 @@ def train(args, kind, save_dir, world=SINGLE):
 
 def eval_only(args):
     """Evaluate the checkpoint --model_path on the test set; returns (loss, top-1, top-5)."""
-    import_paddle()
     if not args.model_path:
         raise UserError("--eval_only needs --model_path PATH of a checkpoint.npz or best.npz")
     arrays, meta = read_checkpoint(args.model_path)

@@ -17,13 +17,14 @@ Drop path masks are a feed, [paths, B, 1, 1, 1], only when drop_path_prob > 0: s
 nets/networks.py for why they are drawn outside the program.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional
 
 from ..nets.networks import DropPath, build_network
 from ..nets.ops import Context
-from ..params import SharedVars
+from ..nets.params import SharedVars
 from ..optim import weight_optimizer
+from ..paddle_static import F, paddle
 from ..runner import Prog
 
 
@@ -47,11 +48,6 @@ class TrainConfig:
     schedule: str = "cosine"  # 'cosine' (to 0 over the epochs) or 'step'
     decay_period: int = 1  # 'step': lr * gamma every decay_period epochs
     gamma: float = 0.97
-
-    def network_fields(self):
-        """What fixes the variables' names and shapes (checked when a checkpoint is loaded)."""
-        return {k: v for k, v in asdict(self).items()
-                if k in ("kind", "C", "layers", "num_classes", "in_channels", "auxiliary")}
 
 
 @dataclass
@@ -87,7 +83,6 @@ class TrainPrograms:
 
 
 def _scheduler(cfg):
-    import paddle
 
     if cfg.schedule == "cosine":
         return paddle.optimizer.lr.CosineAnnealingDecay(cfg.learning_rate, T_max=cfg.epochs,
@@ -97,7 +92,6 @@ def _scheduler(cfg):
 
 
 def _inputs(cfg):
-    import paddle
 
     x = paddle.static.data("x", [-1, cfg.in_channels, cfg.image_size, cfg.image_size], "float32")
     y = paddle.static.data("y", [-1], "int64")
@@ -105,7 +99,6 @@ def _inputs(cfg):
 
 
 def _accuracies(logits, label):
-    import paddle
 
     return [paddle.metric.accuracy(logits, label, k=k) for k in (1, 5)]
 
@@ -117,9 +110,6 @@ def criterion(logits, label, label_smooth=0.0):
     Paddle 3.3's PIR mode (label_smooth wants a float one-hot).  With log-probabilities
     log_p: -(target * log_p).sum(1) = (1 - eps) * CE + eps * mean over classes of -log_p.
     """
-    import paddle
-    import paddle.nn.functional as F
-
     ce = F.cross_entropy(logits, label)
     if not label_smooth:
         return ce
@@ -128,7 +118,6 @@ def criterion(logits, label, label_smooth=0.0):
 
 
 def build_train_program(net, shared, cfg, startup, world_size=1):
-    import paddle
 
     prog = paddle.static.Program()
     feeds = ["x", "y"]
@@ -164,7 +153,6 @@ def build_train_program(net, shared, cfg, startup, world_size=1):
 
 
 def build_infer_program(net, shared, cfg, startup):
-    import paddle
 
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, startup):
@@ -190,8 +178,6 @@ def build_export_program(programs):
     op, which save_inference_model lists as an input of the model; here the statistics are
     declared as frozen parameters under the same names, so the exported model has exactly
     one input and takes their values from the scope like the weights."""
-    import paddle
-
     cfg, net = programs.config, programs.network
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, paddle.static.Program()):
@@ -206,8 +192,6 @@ def build_train_programs(cfg: TrainConfig, genotype, train=True,
                          world_size=1) -> TrainPrograms:
     """Both programs (train=False: the inference program only, for --eval_only);
     world_size: the number of data-parallel processes running the train program."""
-    import paddle
-
     net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, cfg.auxiliary, genotype,
                         cfg.in_channels)
     shared, startup = SharedVars(), paddle.static.Program()

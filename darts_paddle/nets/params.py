@@ -19,6 +19,9 @@ from typing import List, Tuple
 
 import numpy as np
 
+from ..paddle_static import paddle
+from paddle.pir import core  # noqa: E402 (after paddle_static: Paddle loads configured)
+
 
 @dataclass
 class Entry:
@@ -75,8 +78,6 @@ class ParamStore:
 
     def materialize(self, shared):
         """Create (or look up) the banks in the current program; bind every entry."""
-        import paddle
-
         banks = []
         for bank, shape in self.bank_shapes().items():
             members = self.banks[bank]
@@ -140,7 +141,6 @@ class StatsStore:
         return sum(e.channels for e in self.entries)
 
     def materialize(self, shared):
-        import paddle
 
         sizes = [e.channels for e in self.entries]
         self._mean = shared.buffer(self.prefix + ".mean", [self.size])
@@ -151,8 +151,6 @@ class StatsStore:
 
     def write_back(self, gate):
         """stats <- stats + gate * (updated - stats), for every BN run in training mode."""
-        import paddle
-
         missing = [e.name for e in self.entries if e.new_mean is None]
         if missing:
             raise RuntimeError(f"BN statistics never updated: {missing[:5]}")
@@ -177,8 +175,6 @@ class SharedVars:
         self._first = {}
 
     def parameter(self, name, shape, trainable=True):
-        import paddle
-        from paddle.pir import core
 
         if name not in self._first:
             p = paddle.static.create_parameter(
@@ -190,8 +186,6 @@ class SharedVars:
         return core._get_parameter(paddle.static.default_main_program(), self._first[name])
 
     def buffer(self, name, shape, dtype=None):
-        import paddle
-        from paddle.pir import core
 
         if name not in self._first:
             b = core.create_persistable_value(
