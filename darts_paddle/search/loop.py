@@ -22,8 +22,11 @@ from .. import data
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_to_json, save_genotype_json
 from ..progress import epoch_bar
+from ..runner import Runner
 from ..state import search_state as state
+from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
+from .programs import SearchConfig, build_search_programs
 
 log = logging.getLogger("darts_paddle.search")
 
@@ -73,10 +76,6 @@ def make_loaders(args, spec):
 
 def build(args, spec):
     """Programs built once, a runner, initial values from the seed, the architect."""
-    from ..runner import Runner
-    from .architect import Architect
-    from .programs import SearchConfig, build_search_programs
-
     cfg = SearchConfig(method=method_of(args), C=args.init_channels, layers=args.layers,
                        num_classes=spec.num_classes, in_channels=spec.in_channels,
                        image_size=spec.image_size, epochs=args.epochs,

@@ -54,8 +54,11 @@ def load_state(args):
 
 
 def _discretization_aware(flags):
-    switches = ("hd_on_weights", "topk_on_alphas", "topk_on_weights", "dal_on_alphas")
-    return flags.get("method") != "darts" or any(flags.get(k) for k in switches)
+    """Do a checkpoint's flags select DAAS or a DADARTS option (methods/make_method)?"""
+    from ..search.methods import FLAGS, Darts, make_method
+
+    method = make_method(flags["method"], **{k: flags[k] for k in FLAGS if k in flags})
+    return type(method) is not Darts
 
 
 def restore_state(programs, runner, arrays, path):
