@@ -109,11 +109,6 @@ def _method_flags(p):
     g.add_argument("--dal_factor", type=float, default=1.0, help="weight of that loss")
 
 
-METHOD_FLAGS = ("method", "hd_on_weights", "hd_start", "topk_on_alphas", "topk_on_weights",
-                "topk_temperature", "linear_temperature_increase", "linear_temperature_max",
-                "topk_exact_gradient", "dal_on_alphas", "dal_factor")
-
-
 def make_save_dir(args, kind):
     """search-EXP-20261123-201500, as the original; never reuses an existing directory."""
     path = f"{kind}-{args.save}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -19,6 +19,7 @@ paddle = import_paddle()
 
 import genotypes as G  # noqa: E402
 from darts_paddle.train import distributed, loop  # noqa: E402
+from darts_paddle.state import train_state  # noqa: E402
 from darts_paddle.train.flags import train_parser  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.data import ArrayDataset, BatchLoader, build_transform, get_spec  # noqa: E402
@@ -250,7 +251,7 @@ def sgd_step(w, v, g, lr, cfg):
 def test_two_processes_train_on_the_average_of_their_gradients(full_run, cifar_root):
     _, run, _ = full_run
     arrays, meta = load_checkpoint(os.path.join(run, "checkpoint.npz"))
-    cfg = loop.config_from_meta(meta)
+    cfg = train_state.config_from_meta(meta)
     net, banks, gradients = reference_gradients(cfg, G.DARTS_V2)
     args = train_parser().parse_args(flags(cifar_root, "ref"))
     loader, _ = loop.make_loaders(args, CIFAR10)  # one process, global batches

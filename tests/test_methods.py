@@ -430,7 +430,7 @@ def arch_gradient_vs_fd(programs, runner, feeds):
     arch = {n: runner.get(n) for n in names}
     feeds = dict(x=data[0], y=data[1], bn_update=OFF, **feeds)
     runner.run(programs["grad"], **feeds, **method.alpha_knobs(arch, feeds))
-    grad = {n: runner.get("G_" + n) for n in names}
+    grad = {n: runner.get(programs.gradient_name(n)) for n in names}
     rng = np.random.default_rng(4)
     d = {n: rng.standard_normal(a.shape) for n, a in arch.items()}
 
@@ -459,7 +459,7 @@ def test_dadarts_architect_gradient_matches_finite_differences(t, exact):
     feeds = {"temperature": np.array([t]), **method.switches(WEIGHTS, 1)}
     runner.run(programs["grad"], x=batch(3)[0], y=batch(3)[1], bn_update=OFF, **feeds,
                **method.alpha_knobs(arch, feeds))
-    assert np.abs(runner.get("G_alphas_normal")).max() == 0
+    assert np.abs(runner.get(programs.gradient_name("alphas_normal"))).max() == 0
 
 
 def test_the_unrolled_pass_runs_plain_softmax_weights():
@@ -471,7 +471,7 @@ def test_the_unrolled_pass_runs_plain_softmax_weights():
         architect = Architect(runner, programs, unrolled=True)
         architect.set_epoch(2, 4)
         loss = architect.gradient(batch(9), OFF, UNROLL)[0]
-        results.append((loss, [runner.get("G_" + b) for b in programs.network.params.banks]))
+        results.append((loss, [runner.get(programs.gradient_name(b)) for b in programs.network.params.banks]))
         if method.name == "dadarts":  # and the architect's pass on the same batch does differ
             assert architect.gradient(batch(9), OFF, ARCH)[0] != pytest.approx(loss, rel=1e-6)
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-13)
@@ -488,7 +488,7 @@ def test_dal_adds_its_gradient_to_the_architect_pass_only():
     grads = {}
     for kind in (ARCH, HESSIAN):
         architect.gradient(x, OFF, kind)
-        grads[kind] = {c: runner.get(f"G_alphas_{c}") for c in CELLS}
+        grads[kind] = {c: runner.get(programs.gradient_name(f"alphas_{c}")) for c in CELLS}
     p = to_nodes(softmax(runner.get("alphas_normal")))
     # d/dalpha of 0.5 * mean_nodes mean((p - onehot)^2), through each node's softmax rows
     g_nodes = [0.5 * 2 * (pn - hn) / pn.size / len(p) for pn, hn in zip(p, their_hard(p))]

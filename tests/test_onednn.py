@@ -87,7 +87,7 @@ CFG = SearchConfig(C=4, layers=3, num_classes=5, image_size=8, unrolled=False)
 
 
 def gradients(dtype, depthwise):
-    """loss and every G_ of one supernet gradient pass (weights and alphas from seed 0)."""
+    """loss and every gradient of one supernet gradient pass (weights and alphas from seed 0)."""
     import dataclasses
 
     programs = build_search_programs(dataclasses.replace(CFG, dtype=dtype))
@@ -100,7 +100,7 @@ def gradients(dtype, depthwise):
     x, y = rng.standard_normal((4, 3, 8, 8)), rng.integers(0, 5, 4)
     loss, _ = runner.run(programs["grad"], x=x, y=y, bn_update=OFF)
     names = [*ALPHAS, *programs.network.params.banks]
-    return programs, {"loss": loss, **{n: runner.get("G_" + n) for n in names}}
+    return programs, {"loss": loss, **{n: runner.get(programs.gradient_name(n)) for n in names}}
 
 
 def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed):

@@ -87,7 +87,7 @@ def test_fused_supernet_equals_per_edge_reference(search):
     programs, runner = search
     x, y = batch(2)
     loss, _ = runner.run(programs["grad"], x=x, y=y, bn_update=OFF)
-    fused_grads = [runner.get("G_" + a) for a in ALPHAS]
+    fused_grads = [runner.get(programs.gradient_name(a)) for a in ALPHAS]
 
     weights = programs.network.params.unbank(banks(programs, runner))
     main, startup = paddle.static.Program(), paddle.static.Program()
@@ -122,7 +122,7 @@ def test_first_order_alpha_gradient_matches_finite_differences(search):
     data = batch(3)
     alpha = alphas(runner)
     runner.run(programs["grad"], x=data[0], y=data[1], bn_update=OFF)
-    grad = {a: runner.get("G_" + a) for a in ALPHAS}
+    grad = {a: runner.get(programs.gradient_name(a)) for a in ALPHAS}
     f = lambda a: loss_at(programs, runner, data, alpha=a)  # noqa: E731
     for d in directions(4):
         analytic = sum((grad[a] * d[a]).sum() for a in ALPHAS)
@@ -143,18 +143,18 @@ def test_second_order_alpha_gradient_matches_finite_differences(search):
     _weight_step_once(programs, runner)
     train, valid, eta = batch(6), batch(7), 0.05
     w, alpha = banks(programs, runner), alphas(runner)
-    m = {b: runner.get(programs.shared.scope_name("momentum_" + b)) for b in w}
+    m = {b: runner.get(programs.momentum_name(b)) for b in w}
     assert max(np.abs(v).max() for v in m.values()) > 0
 
     architect = Architect(runner, programs, unrolled=True)
     architect.alpha_gradient(train, valid, eta)
-    grad2 = {a: runner.get("G_" + a) for a in ALPHAS}
+    grad2 = {a: runner.get(programs.gradient_name(a)) for a in ALPHAS}
     d_alpha = architect.unrolled_terms()["d_alpha"]
 
     def unrolled_val_loss(a):
         """L_val(w'(alpha), alpha) with w' the virtual step, computed here in numpy."""
         loss_at(programs, runner, train, alpha=a, weights=w)
-        g = {b: runner.get("G_" + b) for b in w}
+        g = {b: runner.get(programs.gradient_name(b)) for b in w}
         w_virtual = {b: w[b] - eta * (cfg.momentum * m[b] + g[b] + cfg.weight_decay * w[b])
                      for b in w}
         return loss_at(programs, runner, valid, weights=w_virtual)
@@ -177,7 +177,7 @@ def test_second_order_step_is_the_papers_formula():
     w = banks(programs, runner)
     architect = Architect(runner, programs, unrolled=True)
     architect.alpha_gradient(train, valid, eta)
-    result = {a: runner.get("G_" + a) for a in ALPHAS}
+    result = {a: runner.get(programs.gradient_name(a)) for a in ALPHAS}
     terms = architect.unrolled_terms()
     d_alpha, v = terms["d_alpha"], terms["v"]
     radius = 0.01 / np.sqrt(sum((v[b] ** 2).sum() for b in w))
@@ -185,7 +185,7 @@ def test_second_order_step_is_the_papers_formula():
 
     def alpha_grad_at(weights):
         loss_at(programs, runner, train, weights=weights)
-        return {a: runner.get("G_" + a) for a in ALPHAS}
+        return {a: runner.get(programs.gradient_name(a)) for a in ALPHAS}
 
     g_plus = alpha_grad_at({b: w[b] + radius * v[b] for b in w})
     g_minus = alpha_grad_at({b: w[b] - radius * v[b] for b in w})
@@ -213,9 +213,9 @@ def test_weight_step_is_clipped_momentum_sgd_with_weight_decay(search):
     x, y = batch(11)
     runner.run(programs["grad"], x=x, y=y, bn_update=ON)
     w = banks(programs, runner)
-    g = {b: runner.get("G_" + b) * 1e3 for b in w}  # large enough to be clipped
-    m = {b: runner.get(programs.shared.scope_name("momentum_" + b)) for b in w}
-    runner.set_all({"G_" + b: g[b] for b in w})
+    g = {b: runner.get(programs.gradient_name(b)) * 1e3 for b in w}  # large enough to be clipped
+    m = {b: runner.get(programs.momentum_name(b)) for b in w}
+    runner.set_all({programs.gradient_name(b): g[b] for b in w})
     lr = programs.lr_scheduler()
     runner.run(programs["weight_step"])
     norm = np.sqrt(sum((v ** 2).sum() for v in g.values()))
@@ -235,7 +235,7 @@ def test_alpha_step_is_adam_with_weight_decay():
     m2 = {n: np.zeros_like(a[n]) for n in ALPHAS}
     for t in (1, 2, 3):
         g = {n: rng.standard_normal(a[n].shape) for n in ALPHAS}
-        runner.set_all({"G_" + n: g[n] for n in ALPHAS})
+        runner.set_all({programs.gradient_name(n): g[n] for n in ALPHAS})
         runner.run(programs["alpha_step"])
         for n in ALPHAS:  # torch.optim.Adam(betas=(0.5, 0.999), weight_decay=1e-3)
             grad = g[n] + cfg.arch_weight_decay * a[n]

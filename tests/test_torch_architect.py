@@ -74,19 +74,19 @@ def test_torch_architect_gives_our_alpha_gradient(unrolled):
     ours.weight_step(warm)
     theirs = ta.TorchArchitect(net)
     theirs.backward(as_torch(train), as_torch(valid), ETA, optimizer, unrolled)
-    ours.step(train, valid, ETA)  # also takes an Adam step: G_alpha stays readable
+    ours.step(train, valid, ETA)  # also takes an Adam step: the alpha gradient stays readable
     for name, alpha in zip(ALPHAS, net.arch_parameters()):
         expected = alpha.grad.numpy()
         assert np.abs(expected).max() > 1e-3
         # not float64's 1e-15: the warm-up step differs a little (Paddle's learning rate is
         # a float32 variable: 2e-8 here; PyTorch clips by max_norm / (norm + 1e-6), Paddle
         # by max_norm / norm: up to 8e-6 here)
-        np.testing.assert_allclose(runner.get("G_" + name), expected, rtol=1e-5,
+        np.testing.assert_allclose(runner.get(programs.gradient_name(name)), expected, rtol=1e-5,
                                    atol=1e-6 * np.abs(expected).max())
     if unrolled:  # the Hessian term is really there (not dropped, as in an earlier port)
         first = ta.TorchArchitect(net)
         first.backward(as_torch(train), as_torch(valid), ETA, optimizer, False)
-        assert not np.allclose(net.alphas_normal.grad.numpy(), runner.get("G_alphas_normal"),
+        assert not np.allclose(net.alphas_normal.grad.numpy(), runner.get(programs.gradient_name("alphas_normal")),
                                rtol=1e-3)
 
 

@@ -29,6 +29,7 @@ from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import loop as search_loop  # noqa: E402
 from darts_paddle.state import convert_torch, search_state, torch_checkpoint  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
+from darts_paddle.state import train_state  # noqa: E402
 from torch_reference import models as tm  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
@@ -83,13 +84,13 @@ def convert(*argv):
 
 def load_eval(path):
     """Our training and inference programs with the converted checkpoint's weights."""
-    arrays, meta = loop.read_checkpoint(path)
-    programs = build_train_programs(loop.config_from_meta(meta),
+    arrays, meta = train_state.read_checkpoint(path)
+    programs = build_train_programs(train_state.config_from_meta(meta),
                                     genotype_from_json(meta["genotype"]))
     runner = Runner(paddle.CPUPlace())
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    loop.init_weights(programs, runner, arrays, meta, path)
+    train_state.init_weights(programs, runner, arrays, meta, path)
     return programs, runner
 
 
@@ -277,7 +278,7 @@ def test_search_network_gives_the_same_loss_and_alpha_gradient(supernet, alphas_
     assert float(loss) == pytest.approx(expected.item(), rel=1e-4)
     for name, alpha in zip(ALPHAS, supernet.arch_parameters()):
         assert np.abs(alpha.grad.numpy()).max() > 1e-4
-        assert relative(runner.get("G_" + name), alpha.grad.numpy()) < 1e-4
+        assert relative(runner.get(programs.gradient_name(name)), alpha.grad.numpy()) < 1e-4
 
 
 def test_unequal_pool_statistics_are_averaged_with_a_warning(supernet, caplog, monkeypatch):

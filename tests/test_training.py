@@ -14,6 +14,7 @@ paddle = import_paddle()
 import genotypes as G  # noqa: E402
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
+from darts_paddle.state import train_state  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.nets.networks import drop_path_masks  # noqa: E402
@@ -197,7 +198,7 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
     for key in a:
         assert np.array_equal(a[key], b[key]), key
     assert meta_a == meta_b and meta_a["epoch"] == 2
-    initial = build_train_programs(loop.config_from_meta(meta_a), G.DARTS_V2,
+    initial = build_train_programs(train_state.config_from_meta(meta_a), G.DARTS_V2,
                                    train=False).initial_values(np.random.default_rng(0))
     assert not np.array_equal(a["net.vector"], initial["net.vector"])  # it did train
 

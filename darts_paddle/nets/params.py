@@ -162,6 +162,11 @@ class StatsStore:
         return np.zeros(self.size, np.float32), np.ones(self.size, np.float32)
 
 
+def gradient_name(name):
+    """The scope name of the gradient buffer of variable `name`."""
+    return "G_" + name
+
+
 class SharedVars:
     """Persistable variables shared by several Programs, created once in `startup`.
 
@@ -194,6 +199,10 @@ class SharedVars:
             return b
         return core._get_persistable_value(paddle.static.default_main_program(),
                                            self._first[name])
+
+    def gradient(self, name, shape=None):
+        """The buffer the gradient program writes dL/d`name` into (read by the optimizers)."""
+        return self.buffer(gradient_name(name), shape)
 
     def alias(self, name, value):
         """Make a persistable variable created elsewhere (an optimizer's) known by `name`."""

@@ -141,12 +141,16 @@ def build_alpha_programs(net, shared, arch, cfg, startup):
         progs[name] = Prog(paddle.static.Program(), list(feeds))
         return paddle.static.program_guard(progs[name].program, startup)
 
-    def banks(kind):  # one tensor per weight bank: "w", or a buffer kind
+    def banks(kind):  # one tensor per weight bank: "w", "G" (its gradient), or a buffer kind
         if kind == "w":
             return [shared.parameter(b, None) for b in shapes]
+        if kind == "G":
+            return [shared.gradient(b) for b in shapes]
         return [shared.buffer(f"{kind}_{b}", shape) for b, shape in shapes.items()]
 
-    def alphas(kind):  # one buffer per architecture parameter
+    def alphas(kind):  # one buffer per architecture parameter: "G" (its gradient) or a kind
+        if kind == "G":
+            return [shared.gradient(a) for a in arch.names]
         return [shared.buffer(f"{kind}_{a}", shared.get(a).shape) for a in arch.names]
 
     def const(value):
@@ -207,7 +211,7 @@ def _alpha_step(shared, arch, cfg, startup):
             opt = paddle.optimizer.Adam(
                 lr, beta1=0.5, beta2=0.999, parameters=params,
                 weight_decay=paddle.regularizer.L2Decay(cfg.arch_weight_decay))
-            opt.apply_gradients([(a, shared.buffer("G_" + a.name, None)) for a in params])
+            opt.apply_gradients([(a, shared.gradient(a.name)) for a in params])
             optimizers.append(opt)
     for opt in optimizers:
         for kind, per_param in opt._accumulators.items():  # moments and beta powers

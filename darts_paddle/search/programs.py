@@ -18,7 +18,7 @@ from typing import Dict
 from ..nets.ops import Context
 from ..optim import weight_optimizer
 from ..paddle_static import F, paddle
-from ..nets.params import SharedVars
+from ..nets.params import SharedVars, gradient_name
 from ..runner import Prog
 from . import architect
 from .arch_params import ArchParameters
@@ -69,6 +69,14 @@ class SearchPrograms:
         keys += [k for k in self.shared.names() if k.startswith(("momentum_", "adam_"))]
         return {k: self.shared.scope_name(k) for k in keys}
 
+    def gradient_name(self, name):
+        """The scope variable holding dL/d`name` after a run of the gradient program."""
+        return gradient_name(name)
+
+    def momentum_name(self, bank):
+        """The scope variable of a weight bank's momentum buffer."""
+        return self.shared.scope_name("momentum_" + bank)
+
     def initial_values(self, rng):
         """{variable: array} to start a search from: weights, BN statistics, alphas (betas)."""
         values = self.network.params.initial_values(rng)
@@ -116,7 +124,7 @@ def build_gradient_program(net, shared, arch, cfg, startup):
         for var, g in zip(variables, paddle.static.gradients([loss], variables)):
             if g is None:  # an alpha no cell uses (e.g. no normal cell in a 2-layer net)
                 g = paddle.zeros(var.shape, cfg.dtype)
-            paddle.assign(g, output=shared.buffer("G_" + var.name, var.shape))
+            paddle.assign(g, output=shared.gradient(var.name, var.shape))
     return Prog(prog, feeds + ["bn_update"], [loss, acc])
 
 
@@ -135,7 +143,7 @@ def build_weight_step(net, shared, cfg, startup):
         scheduler = paddle.optimizer.lr.CosineAnnealingDecay(
             cfg.learning_rate, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
         opt = weight_optimizer(scheduler, banks, cfg)
-        opt.apply_gradients([(w, shared.buffer("G_" + w.name, None)) for w in banks])
+        opt.apply_gradients([(w, shared.gradient(w.name)) for w in banks])
     for name, velocity in opt._accumulators["velocity"].items():
         shared.alias("momentum_" + name, velocity)
     return Prog(prog), scheduler

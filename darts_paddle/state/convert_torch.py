@@ -11,7 +11,7 @@ NetworkImageNet or the search network (model_search.Network).  Read with
 `torch.load(weights_only=True)`: a checkpoint cannot run code.
 
 Output: an evaluation network becomes the checkpoint train.py writes (weights in banks, BN
-statistics in a StatsStore, see train/loop.py): `train.py --eval_only --model_path OUT`
+statistics in a StatsStore, see state/train_state.py): `train.py --eval_only --model_path OUT`
 evaluates it and `train.py --init_from OUT` trains from it.  The search network becomes a
 "search weights" file (weights, BN statistics, alphas; search_state.WEIGHTS_FORMAT) that
 `train_search.py --init_from OUT` starts a search from.
@@ -27,17 +27,18 @@ import argparse
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..train import flags, loop
 from .checkpoint import save_checkpoint
+from . import train_state
 from .search_state import WEIGHTS_FORMAT
 from ..cli import DATASETS, run_main, setup_logging
 from ..data import get_spec
 from ..errors import UserError
-from ..genotype import genotype_to_json, reduction_layers, resolve_arch
+from ..genotype import reduction_layers, resolve_arch
 from ..nets.networks import build_network
 from ..search.supernet import SearchNetwork
 from .torch_checkpoint import ALPHA_KEYS, ALPHAS_HINT, read_alphas, read_torch_checkpoint
@@ -297,10 +298,8 @@ def _eval_meta(target, source):
                               "--layers", str(target.layers)]
                              + (["--auxiliary"] if target.auxiliary else []))
     cfg = loop.make_config(args, get_spec(target.dataset), target.kind)
-    return dict(format=loop.FORMAT, epoch=0, best_acc=0.0, best_epoch=0, test_acc=None,
-                train_acc=None, genotype=genotype_to_json(target.genotype), config=asdict(cfg),
-                args={k: getattr(args, k, None) for k in loop.RUN_FLAGS},
-                converted_from=source)
+    return train_state.metadata(args, cfg, target.genotype, 0, {"acc": 0.0, "epoch": 0}, None,
+                                None, converted_from=source)
 
 
 def _search_meta(target, source):

@@ -7,8 +7,8 @@ import os
 
 from .. import data
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
-from ..cli import METHOD_FLAGS
 from ..errors import UserError
+from ..search.methods import FLAGS as METHOD_FLAGS
 
 FORMAT = "darts-paddle-search/1"
 # weights, BN statistics and alphas only: a supernet converted from PyTorch (convert_torch.py)
@@ -21,7 +21,7 @@ METHODS_REVISION = 2
 RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
-             "arch_weight_decay", "max_steps", *METHOD_FLAGS)
+             "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS)
 
 
 def save_state(args, programs, runner, epoch, done, valid_batches):
@@ -55,9 +55,9 @@ def load_state(args):
 
 def _discretization_aware(flags):
     """Do a checkpoint's flags select DAAS or a DADARTS option (methods/make_method)?"""
-    from ..search.methods import FLAGS, Darts, make_method
+    from ..search.methods import Darts, make_method
 
-    method = make_method(flags["method"], **{k: flags[k] for k in FLAGS if k in flags})
+    method = make_method(flags["method"], **{k: flags[k] for k in METHOD_FLAGS if k in flags})
     return type(method) is not Darts
 
 

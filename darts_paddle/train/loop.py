@@ -1,11 +1,10 @@
 """Training an evaluation network (train.py, train_imagenet.py): data, programs, epochs,
-checkpoints, resume, --eval_only and the inference-model export.
+--eval_only.  Checkpoints, --resume and --init_from: state/train_state.py; the inference
+model: export.py.
 
 Reproducibility: the batch order and augmentation are functions of (seed, epoch, index)
 (data/loader.py), the drop-path masks of (seed, epoch, step), the initial weights of the
-seed.  A checkpoint holds the weights, BN statistics, momentum buffers and the number of
-finished epochs (the LR scheduler is replayed to it), so a resumed run computes exactly what
-the uninterrupted one does.  Runs resume at epoch boundaries, where checkpoints are saved.
+seed, so a resumed run computes exactly what the uninterrupted one does.
 
 Under `python -m paddle.distributed.launch` (distributed.py) every process trains on its
 part of each global batch with gradients averaged over the processes; rank 0 alone logs to
@@ -13,37 +12,29 @@ the file, shows progress, evaluates on the whole test set (the others wait) and 
 checkpoints.  A run can be resumed with any number of processes that divides --batch_size.
 """
 
-import dataclasses
 import logging
 import os
 import time
 
 import numpy as np
 
-from .. import data
+from .. import cli, data
 from . import distributed
-from ..state.checkpoint import load_checkpoint, save_checkpoint
 from .distributed import SINGLE
+from .export import export_inference_model
+from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
-from ..paddle_static import paddle
+from ..genotype import format_genotype, genotype_from_json
+from ..nets.networks import build_network, drop_path_masks
 from ..progress import epoch_bar
+from ..runner import Runner
+from ..state import train_state as state
 
 log = logging.getLogger("darts_paddle.train")
-
-FORMAT = "darts-paddle-train/1"
-LAST, BEST = "checkpoint.npz", "best.npz"
-# flags that change what a run computes: a resumed run takes them from its checkpoint
-RUN_FLAGS = ("dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps", "arch",
-             "init_from")
-DEFAULT_ARCH = "DARTS"
-
 
 # --------------------------------------------------------------------------- set-up
 
 def make_config(args, spec, kind):
-    from .programs import TrainConfig
-
     imagenet = kind == "imagenet"
     return TrainConfig(
         kind=kind, C=args.init_channels, layers=args.layers, num_classes=spec.num_classes,
@@ -79,9 +70,6 @@ def make_loaders(args, spec, train=True, world=SINGLE):
 
 def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
     """Programs built once, a runner (on `place`) with the seeded initial values."""
-    from ..runner import Runner
-    from .programs import build_train_programs, multiply_adds, op_count
-
     log.info("param size = %.6fMB", _param_size(cfg, genotype) / 1e6)
     start = time.time()
     programs = build_train_programs(cfg, genotype, train=train, world_size=world.size)
@@ -96,8 +84,6 @@ def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
 
 
 def _param_size(cfg, genotype):
-    from ..nets.networks import build_network
-
     net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, False, genotype,
                         cfg.in_channels)
     return net.params.size  # the auxiliary head is excluded, as the papers count
@@ -147,8 +133,6 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE):
         feed = dict(x=x, y=y)
         batch = len(y) * world.size
         if "drop_mask" in programs.train.feeds:
-            from ..nets.networks import drop_path_masks
-
             # the global batch's masks, so any number of processes drops the same paths
             masks = drop_path_masks(drop_rng(args.seed, epoch, step), net.drop_paths, batch,
                                     drop_prob)
@@ -177,184 +161,7 @@ def evaluate(args, programs, runner, loader, desc):
     return meter.means
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-def checkpoint_arrays(programs, runner):
-    return {key: runner.get(name) for key, name in programs.variable_names().items()}
-
-
-def restore(programs, runner, arrays, path):
-    """Set every variable the programs have from a checkpoint's arrays."""
-    names = programs.variable_names()
-    missing = sorted(set(names) - set(arrays))
-    if missing:
-        raise UserError(f"checkpoint {path} lacks {', '.join(missing[:3])}: it belongs to a "
-                        "different network (check --auxiliary, --layers, --init_channels)")
-    for key, name in names.items():
-        expected = runner.get(name).shape
-        if arrays[key].shape != expected:
-            raise UserError(f"checkpoint {path}: {key} has shape {arrays[key].shape}, the network "
-                            f"needs {expected}; it was saved for a different network")
-        runner.set(name, arrays[key])
-
-
-def save(path, programs, runner, meta):
-    save_checkpoint(path, checkpoint_arrays(programs, runner), meta)
-
-
-def read_checkpoint(path):
-    arrays, meta = load_checkpoint(path)
-    if meta.get("format") != FORMAT:
-        raise UserError(f"checkpoint {path} is not an evaluation-training checkpoint "
-                        f"(format {meta.get('format')!r}); pass one written by train.py")
-    return arrays, meta
-
-
-def config_from_meta(meta):
-    from .programs import TrainConfig
-
-    return TrainConfig(**meta["config"])
-
-
-def init_genotype(args, meta, path):
-    """--init_from trains the checkpoint's genotype; an --arch naming another is a mistake."""
-    genotype = genotype_from_json(meta["genotype"])
-    if args.arch is not None and resolve_arch(args.arch) != genotype:
-        raise UserError(f"--arch {args.arch} is not the genotype of --init_from {path} "
-                        f"({format_genotype(genotype)}): drop --arch")
-    return genotype
-
-
-def _init_mismatches(cfg, theirs):
-    """Flags of this run that contradict the network stored in a checkpoint."""
-    if theirs["kind"] != cfg.kind:
-        script = "train_imagenet.py" if theirs["kind"] == "imagenet" else "train.py"
-        return [f"it holds a{'n ImageNet' if theirs['kind'] == 'imagenet' else ' CIFAR'} "
-                f"network: train it with {script}"]
-    wrong = [f"--{flag} {theirs[field]} (not {getattr(cfg, field)})"
-             for field, flag in (("C", "init_channels"), ("layers", "layers"))
-             if theirs[field] != getattr(cfg, field)]
-    if (theirs["num_classes"], theirs["in_channels"]) != (cfg.num_classes, cfg.in_channels):
-        wrong.append(f"a data set of {theirs['num_classes']} classes and "
-                     f"{theirs['in_channels']} input channels (--dataset gives "
-                     f"{cfg.num_classes} and {cfg.in_channels})")
-    return wrong
-
-
-def check_init(cfg, meta, path):
-    wrong = _init_mismatches(cfg, meta["config"])
-    if wrong:
-        raise UserError(f"--init_from {path} does not fit this run: {'; '.join(wrong)}; pass "
-                        "the flags it was trained with")
-
-
-def init_weights(programs, runner, arrays, meta, path):
-    """Start from a checkpoint's weights and BN statistics: epoch 0, a fresh optimizer.
-
-    The auxiliary head comes along when both have one; a run with --auxiliary from a
-    checkpoint without a head starts its head from the seeded initial values."""
-    cfg = programs.config
-    check_init(cfg, meta, path)
-    stores = programs.network.stores()
-    if cfg.auxiliary and not meta["config"]["auxiliary"]:
-        log.info("the checkpoint has no auxiliary head: the head starts from scratch")
-        stores = stores[:1]
-    for params, stats in stores:
-        for key in [*params.banks, stats.prefix + ".mean", stats.prefix + ".var"]:
-            expected = runner.get(key).shape
-            if key not in arrays or arrays[key].shape != expected:
-                raise UserError(f"--init_from {path}: {key} is missing or has another shape "
-                                f"than {expected}; the checkpoint holds a different network")
-            runner.set(key, arrays[key])
-
-
-# --------------------------------------------------------------------------- export
-
-def export_inference_model(programs, runner, directory, x):
-    """Save a Paddle inference model (x -> logits) and check that it reloads and predicts
-    the logits of the inference program on `x`; returns the path prefix."""
-    from .programs import build_export_program
-
-    prefix = os.path.join(directory, "model")
-    os.makedirs(directory, exist_ok=True)
-    export = build_export_program(programs)
-    feed_x, logits = export.fetch
-    with paddle.static.scope_guard(runner.scope):
-        paddle.static.save_inference_model(prefix, [feed_x], [logits], runner.exe,
-                                           program=export.program)
-    y = np.zeros(len(x), np.int64)
-    expected = runner.run(programs.infer, x=x, y=y)[-1]
-    scope = paddle.static.Scope()
-    with paddle.static.scope_guard(scope):
-        exe = paddle.static.Executor(runner.place)
-        loaded, feed_names, fetch = paddle.static.load_inference_model(prefix, exe)
-        if feed_names != ["x"]:
-            raise RuntimeError(f"exported model expects inputs {feed_names}, not just x")
-        got = exe.run(loaded, feed={"x": x.astype(np.float32)}, fetch_list=fetch,
-                      scope=scope)[0]
-    if not np.allclose(got, expected, rtol=1e-5, atol=1e-5):
-        raise RuntimeError(f"exported model predicts different logits (max difference "
-                           f"{np.abs(got - expected).max():.3g})")
-    log.info("inference model saved to %s.* (reloaded: same logits, max difference %.3g)",
-             prefix, float(np.abs(got - expected).max()))
-    return prefix
-
-
 # --------------------------------------------------------------------------- runs
-
-def _meta(args, cfg, genotype, epoch, best, test_acc, train_acc):
-    run_args = {k: getattr(args, k, None) for k in RUN_FLAGS}
-    return dict(format=FORMAT, epoch=epoch, best_acc=best["acc"], best_epoch=best["epoch"],
-                test_acc=test_acc, train_acc=train_acc, genotype=genotype_to_json(genotype),
-                config=dataclasses.asdict(cfg), args=run_args)
-
-
-def resume_point(args):
-    """The checkpoint file named by --resume (a file or a run directory)."""
-    path = args.resume
-    if os.path.isdir(path):
-        path = os.path.join(path, LAST)
-    return path
-
-
-def apply_resume_args(args, meta):
-    """A resumed run keeps the settings it started with (they fix what it computes)."""
-    for key, value in meta["args"].items():
-        setattr(args, key, value)
-    cfg = meta["config"]
-    args.epochs, args.init_channels, args.layers = cfg["epochs"], cfg["C"], cfg["layers"]
-    args.auxiliary, args.drop_path_prob = cfg["auxiliary"], cfg["drop_path_prob"]
-
-
-def arch_and_start(args):
-    """(genotype, resume, initial): with --resume, (path, arrays, metadata) of the checkpoint,
-    whose settings replace the flags' (apply_resume_args); with --init_from, (arrays,
-    metadata) of the checkpoint whose weights start a fresh run."""
-    if args.resume:
-        path = resume_point(args)
-        arrays, meta = read_checkpoint(path)
-        if "converted_from" in meta:
-            raise UserError(f"{path} is a converted checkpoint, not an interrupted run: "
-                            f"train from it with --init_from {path}")
-        apply_resume_args(args, meta)
-        return genotype_from_json(meta["genotype"]), (path, arrays, meta), None
-    if args.init_from:
-        initial = read_checkpoint(args.init_from)
-        return init_genotype(args, initial[1], args.init_from), None, initial
-    return resolve_arch(args.arch or DEFAULT_ARCH), None, None
-
-
-def continue_from(resume, programs, runner):
-    """Restore a checkpoint read for --resume; returns (start epoch, best, metadata)."""
-    path, arrays, meta = resume
-    restore(programs, runner, arrays, path)
-    start, best = meta["epoch"], {"acc": meta["best_acc"], "epoch": meta["best_epoch"]}
-    for _ in range(start):  # replay the schedule: the same float the first run had
-        programs.lr_scheduler.step()
-    log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, start,
-             100 * best["acc"])
-    return start, best, meta
-
 
 def broadcast_state(programs, runner):
     """Every process continues from rank 0's weights, BN statistics and momentum."""
@@ -372,24 +179,25 @@ def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_
     is_best = test_acc > best["acc"] or epoch == 0
     if is_best:
         best = {"acc": float(test_acc), "epoch": epoch + 1}
-    meta = _meta(args, cfg, genotype, epoch + 1, best, float(test_acc), float(train_acc))
-    save(os.path.join(save_dir, LAST), programs, runner, meta)
+    meta = state.metadata(args, cfg, genotype, epoch + 1, best, float(test_acc),
+                          float(train_acc))
+    state.save(os.path.join(save_dir, state.LAST), programs, runner, meta)
     if is_best:
-        save(os.path.join(save_dir, BEST), programs, runner, meta)
+        state.save(os.path.join(save_dir, state.BEST), programs, runner, meta)
     return best, meta
 
 
 def train(args, kind, save_dir, world=SINGLE):
     """The whole training run (fresh or resumed) of this process; returns the final
     metadata (None on ranks other than 0)."""
-    genotype, resume, initial = arch_and_start(args)
+    genotype, resume, initial = state.arch_and_start(args)
     log.info("genotype = %s", format_genotype(genotype))
     spec = data.get_spec(args.dataset)
     distributed.check_batch_size(args.batch_size, world)
     train_loader, test_loader = make_loaders(args, spec, world=world)
-    cfg = config_from_meta(resume[2]) if resume else make_config(args, spec, kind)
+    cfg = state.config_from_meta(resume[2]) if resume else make_config(args, spec, kind)
     if initial:
-        check_init(cfg, initial[1], args.init_from)  # before the programs are built
+        state.check_init(cfg, initial[1], args.init_from)  # before the programs are built
     log.info("args = %s", vars(args))
     place = None
     if world.distributed:
@@ -399,9 +207,9 @@ def train(args, kind, save_dir, world=SINGLE):
     programs, runner = build(cfg, genotype, args.seed, world=world, place=place)
     start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
     if resume:
-        start, best, meta = continue_from(resume, programs, runner)
+        start, best, meta = state.continue_from(resume, programs, runner)
     elif initial:
-        init_weights(programs, runner, *initial, args.init_from)
+        state.init_weights(programs, runner, *initial, args.init_from)
         log.info("weights and BN statistics from %s; a fresh run from epoch 1", args.init_from)
     if world.distributed:
         distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
@@ -435,14 +243,14 @@ def eval_only(args):
     """Evaluate the checkpoint --model_path on the test set; returns (loss, top-1, top-5)."""
     if not args.model_path:
         raise UserError("--eval_only needs --model_path PATH of a checkpoint.npz or best.npz")
-    arrays, meta = read_checkpoint(args.model_path)
+    arrays, meta = state.read_checkpoint(args.model_path)
     genotype = genotype_from_json(meta["genotype"])
-    cfg = config_from_meta(meta)
+    cfg = state.config_from_meta(meta)
     args.dataset = meta["args"]["dataset"]
     spec = data.get_spec(args.dataset)
     _, test_loader = make_loaders(args, spec, train=False)
     programs, runner = build(cfg, genotype, args.seed, train=False)
-    restore(programs, runner, arrays, args.model_path)
+    state.restore(programs, runner, arrays, args.model_path)
     loss, top1, top5 = evaluate(args, programs, runner, test_loader, "test")
     log.info("checkpoint %s (epoch %d): test loss %f, top-1 %.2f%%, top-5 %.2f%%",
              args.model_path, meta["epoch"], loss, 100 * top1, 100 * top5)
@@ -455,8 +263,6 @@ def eval_only(args):
 
 def main(args, kind):
     """What the scripts run after parsing their flags (in every launched process)."""
-    from .. import cli
-
     if args.init_from and (args.resume or args.eval_only):
         raise UserError("--init_from starts a new run: it goes with neither --resume (which "
                         "continues a run) nor --eval_only (which takes --model_path)")
@@ -468,7 +274,7 @@ def main(args, kind):
         cli.setup_logging()  # stdout only: --eval_only writes no run directory
         return eval_only(args)
     if args.resume:
-        path = resume_point(args)
+        path = state.resume_point(args)
         if not os.path.isfile(path):
             raise UserError(f"cannot resume: {path} does not exist; pass a checkpoint.npz or "
                             "the run directory holding one")

@@ -1,0 +1,166 @@
+"""An evaluation-training run's state on disk (train.py, train_imagenet.py): the checkpoint
+(weights, BN statistics, momentum buffers, finished epochs, best accuracy, genotype, network
+config, the flags that fix what the run computes), and the checks before `--resume`,
+`--init_from` and `--eval_only`.
+
+A resumed run replays the LR schedule to its epoch, so it computes exactly what the
+uninterrupted run does; runs resume at epoch boundaries, where checkpoints are saved.
+"""
+
+import dataclasses
+import logging
+import os
+
+from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from ..errors import UserError
+from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
+from ..train.programs import TrainConfig
+
+log = logging.getLogger("darts_paddle.train")
+
+FORMAT = "darts-paddle-train/1"
+LAST, BEST = "checkpoint.npz", "best.npz"
+# flags that change what a run computes: a resumed run takes them from its checkpoint
+RUN_FLAGS = ("dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps", "arch",
+             "init_from")
+DEFAULT_ARCH = "DARTS"
+
+
+def metadata(args, cfg, genotype, epoch, best, test_acc, train_acc, **extra):
+    """What a checkpoint holds beside the arrays; best = {"acc", "epoch"}."""
+    return dict(format=FORMAT, epoch=epoch, best_acc=best["acc"], best_epoch=best["epoch"],
+                test_acc=test_acc, train_acc=train_acc, genotype=genotype_to_json(genotype),
+                config=dataclasses.asdict(cfg),
+                args={k: getattr(args, k, None) for k in RUN_FLAGS}, **extra)
+
+
+def save(path, programs, runner, meta):
+    arrays = {key: runner.get(name) for key, name in programs.variable_names().items()}
+    save_checkpoint(path, arrays, meta)
+
+
+def read_checkpoint(path):
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path} is not an evaluation-training checkpoint "
+                        f"(format {meta.get('format')!r}); pass one written by train.py")
+    return arrays, meta
+
+
+def config_from_meta(meta):
+    return TrainConfig(**meta["config"])
+
+
+def restore(programs, runner, arrays, path):
+    """Set every variable the programs have from a checkpoint's arrays."""
+    names = programs.variable_names()
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {', '.join(missing[:3])}: it belongs to a "
+                        "different network (check --auxiliary, --layers, --init_channels)")
+    load_into(runner, names, arrays,
+              lambda key, expected, got: f"checkpoint {path}: {key} has shape {got.shape}, the "
+                                         f"network needs {expected}; it was saved for a "
+                                         "different network")
+
+
+# --------------------------------------------------------------------------- --resume
+
+def resume_point(args):
+    """The checkpoint file named by --resume (a file or a run directory)."""
+    path = args.resume
+    if os.path.isdir(path):
+        path = os.path.join(path, LAST)
+    return path
+
+
+def apply_resume_args(args, meta):
+    """A resumed run keeps the settings it started with (they fix what it computes)."""
+    for key, value in meta["args"].items():
+        setattr(args, key, value)
+    cfg = meta["config"]
+    args.epochs, args.init_channels, args.layers = cfg["epochs"], cfg["C"], cfg["layers"]
+    args.auxiliary, args.drop_path_prob = cfg["auxiliary"], cfg["drop_path_prob"]
+
+
+def arch_and_start(args):
+    """(genotype, resume, initial): with --resume, (path, arrays, metadata) of the checkpoint,
+    whose settings replace the flags' (apply_resume_args); with --init_from, (arrays,
+    metadata) of the checkpoint whose weights start a fresh run."""
+    if args.resume:
+        path = resume_point(args)
+        arrays, meta = read_checkpoint(path)
+        if "converted_from" in meta:
+            raise UserError(f"{path} is a converted checkpoint, not an interrupted run: "
+                            f"train from it with --init_from {path}")
+        apply_resume_args(args, meta)
+        return genotype_from_json(meta["genotype"]), (path, arrays, meta), None
+    if args.init_from:
+        initial = read_checkpoint(args.init_from)
+        return _init_genotype(args, initial[1], args.init_from), None, initial
+    return resolve_arch(args.arch or DEFAULT_ARCH), None, None
+
+
+def continue_from(resume, programs, runner):
+    """Restore a checkpoint read for --resume; returns (start epoch, best, metadata)."""
+    path, arrays, meta = resume
+    restore(programs, runner, arrays, path)
+    start, best = meta["epoch"], {"acc": meta["best_acc"], "epoch": meta["best_epoch"]}
+    for _ in range(start):  # replay the schedule: the same float the first run had
+        programs.lr_scheduler.step()
+    log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, start,
+             100 * best["acc"])
+    return start, best, meta
+
+
+# --------------------------------------------------------------------------- --init_from
+
+def _init_genotype(args, meta, path):
+    """--init_from trains the checkpoint's genotype; an --arch naming another is a mistake."""
+    genotype = genotype_from_json(meta["genotype"])
+    if args.arch is not None and resolve_arch(args.arch) != genotype:
+        raise UserError(f"--arch {args.arch} is not the genotype of --init_from {path} "
+                        f"({format_genotype(genotype)}): drop --arch")
+    return genotype
+
+
+def _init_mismatches(cfg, theirs):
+    """Flags of this run that contradict the network stored in a checkpoint."""
+    if theirs["kind"] != cfg.kind:
+        script = "train_imagenet.py" if theirs["kind"] == "imagenet" else "train.py"
+        return [f"it holds a{'n ImageNet' if theirs['kind'] == 'imagenet' else ' CIFAR'} "
+                f"network: train it with {script}"]
+    wrong = [f"--{flag} {theirs[field]} (not {getattr(cfg, field)})"
+             for field, flag in (("C", "init_channels"), ("layers", "layers"))
+             if theirs[field] != getattr(cfg, field)]
+    if (theirs["num_classes"], theirs["in_channels"]) != (cfg.num_classes, cfg.in_channels):
+        wrong.append(f"a data set of {theirs['num_classes']} classes and "
+                     f"{theirs['in_channels']} input channels (--dataset gives "
+                     f"{cfg.num_classes} and {cfg.in_channels})")
+    return wrong
+
+
+def check_init(cfg, meta, path):
+    wrong = _init_mismatches(cfg, meta["config"])
+    if wrong:
+        raise UserError(f"--init_from {path} does not fit this run: {'; '.join(wrong)}; pass "
+                        "the flags it was trained with")
+
+
+def init_weights(programs, runner, arrays, meta, path):
+    """Start from a checkpoint's weights and BN statistics: epoch 0, a fresh optimizer.
+
+    The auxiliary head comes along when both have one; a run with --auxiliary from a
+    checkpoint without a head starts its head from the seeded initial values."""
+    cfg = programs.config
+    check_init(cfg, meta, path)
+    stores = programs.network.stores()
+    if cfg.auxiliary and not meta["config"]["auxiliary"]:
+        log.info("the checkpoint has no auxiliary head: the head starts from scratch")
+        stores = stores[:1]
+    keys = [k for params, stats in stores
+            for k in [*params.banks, stats.prefix + ".mean", stats.prefix + ".var"]]
+    load_into(runner, {k: k for k in keys}, arrays,
+              lambda key, expected, _: f"--init_from {path}: {key} is missing or has another "
+                                       f"shape than {expected}; the checkpoint holds a "
+                                       "different network")
