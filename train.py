@@ -16,7 +16,8 @@ from darts_paddle.train import flags, loop  # noqa: E402
 
 
 def main(argv=None):
-    loop.main(flags.train_parser().parse_args(argv), "cifar")
+    parser = flags.train_parser()
+    loop.main(parser.parse_args(argv), "cifar", cli.given_flags(parser, argv))
 
 
 if __name__ == "__main__":

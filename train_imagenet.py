@@ -16,7 +16,8 @@ from darts_paddle.train import flags, loop  # noqa: E402
 
 
 def main(argv=None):
-    loop.main(flags.train_imagenet_parser().parse_args(argv), "imagenet")
+    parser = flags.train_imagenet_parser()
+    loop.main(parser.parse_args(argv), "imagenet", cli.given_flags(parser, argv))
 
 
 if __name__ == "__main__":

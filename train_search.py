@@ -1,6 +1,5 @@
 """Search a DARTS cell:  python train_search.py [--unrolled] [--dataset fashion_mnist] ..."""
 
-import os
 import sys
 
 from darts_paddle.runtime import configure
@@ -9,23 +8,11 @@ configure()  # threads and allocator, before paddle loads
 
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import loop  # noqa: E402
-from darts_paddle.errors import UserError  # noqa: E402
 
 
 def main(argv=None):
-    args = cli.search_parser().parse_args(argv)
-    loop.method_of(args)  # contradictory method flags fail before anything is written
-    if args.resume and args.init_from:
-        raise UserError("--resume continues a run with its own state; drop --init_from")
-    if args.resume:
-        if not os.path.isdir(args.resume):
-            raise UserError(f"--resume {args.resume}: no such directory; pass the "
-                            "search-EXP-DATE directory of the run to continue")
-        args.save = args.resume
-    else:
-        cli.make_save_dir(args, "search")
-    cli.setup_logging(args.save)
-    loop.run(args)
+    parser = cli.search_parser()
+    return loop.main(parser.parse_args(argv), cli.given_flags(parser, argv))
 
 
 if __name__ == "__main__":

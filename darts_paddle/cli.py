@@ -6,10 +6,12 @@ Flag names and defaults are those of the original DARTS scripts, so commands car
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 
 from .errors import UserError
+from .stop import handle_signals
 
 DATASETS = ("cifar10", "cifar100", "svhn", "fashion_mnist")
 
@@ -109,6 +111,15 @@ def _method_flags(p):
     g.add_argument("--dal_factor", type=float, default=1.0, help="weight of that loss")
 
 
+def given_flags(parser, argv=None):
+    """The destinations of the flags named on the command line, as opposed to those left at
+    their defaults (a resumed run takes those from its checkpoint: state/resume.py)."""
+    unset = object()
+    # argparse sets a default only where the namespace lacks the attribute
+    blank = argparse.Namespace(**dict.fromkeys(vars(parser.parse_args([])), unset))
+    return {k for k, v in vars(parser.parse_args(argv, blank)).items() if v is not unset}
+
+
 def make_save_dir(args, kind):
     """search-EXP-20261123-201500, as the original; never reuses an existing directory."""
     path = f"{kind}-{args.save}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -136,13 +147,15 @@ def setup_logging(save_dir=None, console_level=logging.INFO):
 
 
 def run_main(fn, argv=None):
-    """Run a script's body: user mistakes become one `error:` line and exit status 2."""
+    """Run a script's body: user mistakes become one `error:` line and exit status 2; Ctrl-C
+    and SIGTERM exit with 128 + the signal's number (stop.py)."""
     try:
-        fn(argv)
+        with handle_signals():
+            fn(argv)
         return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_status", 128 + signal.SIGINT)

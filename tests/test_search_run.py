@@ -1,5 +1,6 @@
 """train_search.py end to end on a tiny Fashion-MNIST written in the idx format: the
-result files, exact resume after Ctrl-C, and the errors of a bad resume."""
+result files, exact resume after Ctrl-C, the resume rule (the run's own flags, more
+--epochs), a diverged search, and the errors of a bad resume."""
 
 import glob
 import json
@@ -18,19 +19,7 @@ from darts_paddle.search import architect  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
-import data_fixtures as fx  # noqa: E402
 import train_search  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def fashion_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fmnist")
-    rng = np.random.default_rng(0)
-    fx.write_fashion_mnist(str(root), rng.integers(0, 256, (48, 28, 28), dtype=np.uint8),
-                           (np.arange(48) % 10).astype(np.uint8),
-                           rng.integers(0, 256, (8, 28, 28), dtype=np.uint8),
-                           (np.arange(8) % 10).astype(np.uint8))
-    return str(root)
 
 
 def flags(root, save, *extra):
@@ -124,9 +113,10 @@ def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkey
     assert arrays["betas_normal"].shape == (12,) and meta["flags"]["method"] == "daas"
     names = sorted(os.path.basename(p) for p in render_evolution(path))
     assert "betas_normal.png" in names and "betas_reduce.png" in names
-    # a resume with another method is refused, naming the flag
+    # a resume that names another method is refused, naming the flag
     capsys.readouterr()
-    assert cli.run_main(train_search.main, flags(fashion_root, "x", "--resume", path)) == 2
+    argv = flags(fashion_root, "x", "--method", "darts", "--resume", path)
+    assert cli.run_main(train_search.main, argv) == 2
     assert "--method darts (checkpoint: daas)" in capsys.readouterr().err
     # a DAAS checkpoint from before the port followed its authors is refused by revision
     del meta["methods_revision"]
@@ -146,3 +136,52 @@ def test_dadarts_flags_conflicting_with_daas_are_one_error(fashion_root, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--method darts" in err and len(err.splitlines()) == 1
     assert not glob.glob("search-bad-*")  # nothing written
+
+
+def test_resume_alone_continues_with_the_runs_flags(fashion_root, tmp_path, monkeypatch,
+                                                    capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.run_main(train_search.main, flags(fashion_root, "run", "--epochs", "1")) == 0
+    path = run_dir("run")
+    capsys.readouterr()
+    # finished: said so, nothing changed
+    assert cli.run_main(train_search.main, ["--resume", path]) == 2
+    err = capsys.readouterr().err
+    assert "finished all 1 epochs" in err and "--epochs above 1" in err
+    # a flag that contradicts the run is refused by name, even at its default value
+    assert cli.run_main(train_search.main, ["--resume", path, "--epochs", "2",
+                                            "--dataset", "cifar10"]) == 2
+    assert "--dataset cifar10 (checkpoint: fashion_mnist)" in capsys.readouterr().err
+    # more epochs: allowed and logged; every other flag is the run's (--layers 3, not 8)
+    assert cli.run_main(train_search.main, ["--resume", path, "--epochs", "2"]) == 0
+    log = open(os.path.join(path, "log.txt")).read()
+    assert "changed on resume: --epochs 2 (the run's: 1)" in log
+    args_line = log.split("changed on resume")[0].splitlines()[-1]  # the resumed run's
+    assert "'layers': 3" in args_line and "'epochs': 2" in args_line
+    history = json.load(open(os.path.join(path, "history.json")))
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert final_state(path)[1]["flags"]["epochs"] == 2
+
+
+def test_diverged_search_stops_and_keeps_the_last_good_checkpoint(fashion_root, tmp_path,
+                                                                  monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    real_step, calls = architect.Architect.weight_step, []
+
+    def diverging(self, batch):  # finite through epoch 1 (3 steps), nan from epoch 2 on
+        calls.append(1)
+        loss, acc = real_step(self, batch)
+        return (float("nan") if len(calls) > 4 else loss), acc
+
+    monkeypatch.setattr(architect.Architect, "weight_step", diverging)
+    assert cli.run_main(train_search.main, flags(fashion_root, "nan")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "diverged" in err[0] and "epoch 2 step 1" in err[0]
+    assert "last good checkpoint" in err[0] and "--learning_rate" in err[0]
+    path = run_dir("nan")
+    assert final_state(path)[1]["epoch"] == 1
+    assert not os.path.exists(os.path.join(path, "genotype.json"))
+    # strict JSON: no NaN tokens
+    text = open(os.path.join(path, "history.json")).read()
+    records = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
+    assert [r["epoch"] for r in records] == [1]

@@ -3,6 +3,7 @@
 
 import glob
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -212,6 +213,49 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
     assert top1 == meta_best["test_acc"]
     assert os.path.isfile(os.path.join(full, "inference", "model.json")) or \
         glob.glob(os.path.join(full, "inference", "model.*"))
+
+
+def test_sigterm_mid_epoch_saves_and_resume_alone_continues_bit_identically(
+        cifar_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.run_main(train_script.main, flags(cifar_root, "full")) == 0
+    full = run_dir("full")
+    # SIGTERM during step 2 of epoch 2 (5 steps an epoch): that step finishes, the run
+    # saves where it is and exits with 128 + 15
+    real_drop_rng = loop.drop_rng
+
+    def signalled(seed, epoch, step):
+        if (epoch, step) == (1, 2):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_drop_rng(seed, epoch, step)
+
+    monkeypatch.setattr(loop, "drop_rng", signalled)
+    assert cli.run_main(train_script.main, flags(cifar_root, "cut")) == 128 + signal.SIGTERM
+    cut = run_dir("cut")
+    meta = load_checkpoint(os.path.join(cut, "checkpoint.npz"))[1]
+    assert (meta["epoch"], meta["step"]) == (1, 3)
+    monkeypatch.setattr(loop, "drop_rng", real_drop_rng)
+    capsys.readouterr()
+    assert cli.run_main(train_script.main, ["--resume", cut]) == 0  # the run's own flags
+    (a, meta_a), (b, meta_b) = (load_checkpoint(os.path.join(d, "checkpoint.npz"))
+                                for d in (full, cut))
+    assert meta_a == meta_b and meta_a["epoch"] == 2
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+    # the one rule of --resume: finished runs say so, contradicting flags are refused by
+    # name, more epochs are allowed and logged, and the log shows the values that run
+    assert cli.run_main(train_script.main, ["--resume", cut]) == 2
+    assert "finished all 2 epochs" in capsys.readouterr().err
+    assert cli.run_main(train_script.main, ["--resume", cut, "--epochs", "3",
+                                            "--batch_size", "4"]) == 2
+    assert "--batch_size 4 (checkpoint: 8)" in capsys.readouterr().err
+    assert cli.run_main(train_script.main, ["--resume", cut, "--epochs", "3"]) == 0
+    log = open(os.path.join(cut, "log.txt")).read()
+    assert "changed on resume: --epochs 3 (the run's: 2)" in log
+    args_line = [line for line in log.splitlines() if "args = " in line][-1]
+    assert "'epochs': 3" in args_line and "'batch_size': 8" in args_line
+    assert load_checkpoint(os.path.join(cut, "checkpoint.npz"))[1]["epoch"] == 3
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -6,50 +6,31 @@ the derived genotype and the op weights are logged; at the end the genotype is p
 a literal for genotypes.py and saved as JSON that `train.py --arch=PATH` accepts.
 
 No lost work: after every epoch the whole state goes into an atomic checkpoint and the
-epoch's record into history.json (state/search_state.py); Ctrl-C finishes the current step
-and saves too.  Data order and augmentation are functions of (seed, epoch, index), so
-`--resume DIR` continues exactly.
+epoch's record into history.json (state/search_state.py); Ctrl-C and SIGTERM finish the
+current step and save too (stop.py).  Data order and augmentation are functions of (seed,
+epoch, index), so `--resume DIR` continues exactly, with the run's own flags
+(state/resume.py).  A step whose loss or alphas are not finite stops the search: the last
+good checkpoint stays, no genotype is written.
 """
 
 import logging
 import os
-import signal
 import time
 
 import numpy as np
 
-from .. import data
+from .. import cli, data
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_to_json, save_genotype_json
 from ..progress import epoch_bar
 from ..runner import Runner
+from ..stop import StopRequest
 from ..state import search_state as state
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
 from .programs import SearchConfig, build_search_programs
 
 log = logging.getLogger("darts_paddle.search")
-
-
-class StopRequest:
-    """Ctrl-C asks the loop to stop after the current step (a step interrupted half-way
-    would leave w' or w +- Rv in the weights); a second Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, *_):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.info("stopping after this step (Ctrl-C again to abort without saving)")
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
 
 
 def method_of(args):
@@ -138,8 +119,11 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
         if stop.requested:
             break
         tic = time.time()
-        architect.step(train_batch, next(valid_batches), eta)
+        valid_loss, _ = architect.step(train_batch, next(valid_batches), eta)
         loss, acc = architect.weight_step(train_batch)
+        check_finite(args, epoch, step, {"the validation loss": valid_loss,
+                                         "the training loss": loss,
+                                         **programs.arch.read(architect.runner)})
         losses.append(loss)
         accs.append(acc)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{100 * np.mean(accs):.1f}%",
@@ -149,6 +133,21 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
                       100 * np.mean(accs))
     bar.close()
     return losses, accs
+
+
+def check_finite(args, epoch, step, values):
+    """Stop at the first non-finite loss or architecture parameter (a diverged search),
+    keeping the last good checkpoint and writing no genotype."""
+    bad = next((name for name, value in values.items() if not np.all(np.isfinite(value))), None)
+    if bad is None:
+        return
+    path = os.path.join(args.save, state.CHECKPOINT)
+    kept = (f"the last good checkpoint {path} is kept" if os.path.exists(path)
+            else "no checkpoint was written yet")
+    raise UserError(f"the search diverged: {bad} is not finite at epoch {epoch + 1} step {step}; "
+                    f"{kept} and no genotype is written. Lower --learning_rate "
+                    f"({args.learning_rate}) or --arch_learning_rate ({args.arch_learning_rate}), "
+                    f"or keep --grad_clip ({args.grad_clip}) small")
 
 
 def evaluate(epoch, args, programs, runner, loader, feeds):
@@ -164,10 +163,34 @@ def evaluate(epoch, args, programs, runner, loader, feeds):
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-def run(args):
-    """The whole search (or the rest of a resumed one); returns the final genotype."""
+def main(args, given):
+    """What train_search.py runs after parsing its flags; `given`: the flags named on the
+    command line (cli.given_flags), which a resumed run checks against its own."""
+    if args.resume and args.init_from:
+        raise UserError("--resume continues a run with its own state; drop --init_from")
+    args.data = os.path.abspath(args.data)  # a resumed run finds it from anywhere
+    resumed = None
+    if args.resume:
+        if not os.path.isdir(args.resume):
+            raise UserError(f"--resume {args.resume}: no such directory; pass the "
+                            "search-EXP-DATE directory of the run to continue")
+        args.save = args.resume
+        resumed = state.load_state(args, given)
+    method_of(args)  # contradictory method flags fail before anything is written
+    if not args.resume:
+        cli.make_save_dir(args, "search")
+    cli.setup_logging(args.save)
+    log.info("args = %s", vars(args))  # the values that run (a resumed run's own)
+    if resumed:
+        for change in resumed[2]:
+            log.info("changed on resume: %s", change)
+    return run(args, resumed and resumed[:2])
+
+
+def run(args, resumed=None):
+    """The whole search, or the rest of a resumed one (resumed: the checkpoint's arrays and
+    metadata, state.load_state); returns the final genotype."""
     spec = data.get_spec(args.dataset)
-    resumed = state.load_state(args) if args.resume else None
     initial = state.read_initial_state(args.init_from) if args.init_from else None
     if initial:
         state.check_initial_shape(args, spec, initial[1], args.init_from)
@@ -201,10 +224,11 @@ def run(args):
                     state.save_state(args, programs, runner, epoch,
                                      {"losses": losses, "accs": accs}, valid_batches)
                     log.info("saved; continue with  python train_search.py --resume %s", args.save)
-                    raise KeyboardInterrupt
+                    stop.stop()
                 train = float(np.mean(losses)), float(np.mean(accs))
                 valid = evaluate(epoch, args, programs, runner, valid_loader,
                                  architect.feeds(WEIGHTS))
+                check_finite(args, epoch, len(losses), {"the validation loss": valid[0]})
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
                 state.append_history(args.save, history, epoch_record(

@@ -7,6 +7,7 @@ import os
 
 from .. import data
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from .resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
 from ..search.methods import FLAGS as METHOD_FLAGS
 
@@ -17,8 +18,9 @@ CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
 # DAAS and DADARTS compute what their authors' code computes from revision 2 on (before: our
 # own reading); a search is not continued under other math
 METHODS_REVISION = 2
-# flags that change what a search computes: a resumed run must be given the same ones
-RUN_FLAGS = ("dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
+# flags that change what a search computes, and where its data are: a resumed run takes
+# them from its checkpoint
+RUN_FLAGS = ("data", "dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
              "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS)
@@ -33,9 +35,15 @@ def save_state(args, programs, runner, epoch, done, valid_batches):
     save_checkpoint(os.path.join(args.save, CHECKPOINT), arrays, meta)
 
 
-def load_state(args):
-    """The checkpoint of a run directory, checked against this run's flags."""
+def load_state(args, given):
+    """The checkpoint of the run directory args.save; `args` take the run's flags
+    (resume.py; `given`: the flags on the command line).  -> (arrays, meta, the allowed
+    flag changes as log text)"""
     path = os.path.join(args.save, CHECKPOINT)
+    if not os.path.isfile(path):
+        raise UserError(f"--resume {args.save}: no {CHECKPOINT} in it: the search stopped "
+                        "before its first checkpoint (written after every epoch and when "
+                        "Ctrl-C or SIGTERM stops it); start a new search")
     arrays, meta = load_checkpoint(path)
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a search checkpoint (format {meta.get('format')!r}); "
@@ -45,12 +53,10 @@ def load_state(args):
         raise UserError(f"{path} is a {meta['flags']['method']} search of methods revision "
                         f"{revision}, which computed DAAS/DADARTS differently from their authors; "
                         f"this darts-paddle runs revision {METHODS_REVISION}: start a new search")
-    changed = [f"--{k} {getattr(args, k)} (checkpoint: {v})"
-               for k, v in meta["flags"].items() if getattr(args, k, None) != v]
-    if changed:
-        raise UserError(f"--resume {args.save}: the flags differ from the run's: "
-                        + "; ".join(changed) + ". Resume with the run's flags.")
-    return arrays, meta
+    changes = adopt_run_flags(args, given, meta["flags"], args.save)
+    check_unfinished(meta["epoch"], args, args.save,
+                     f"its genotype: {os.path.join(args.save, 'genotype.json')}")
+    return arrays, meta, changes
 
 
 def _discretization_aware(flags):

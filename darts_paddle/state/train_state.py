@@ -12,6 +12,7 @@ import logging
 import os
 
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from .resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
 from ..train.programs import TrainConfig
@@ -20,9 +21,10 @@ log = logging.getLogger("darts_paddle.train")
 
 FORMAT = "darts-paddle-train/1"
 LAST, BEST = "checkpoint.npz", "best.npz"
-# flags that change what a run computes: a resumed run takes them from its checkpoint
-RUN_FLAGS = ("dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps", "arch",
-             "init_from")
+# flags that change what a run computes (beside the config's), and where its data are: a
+# resumed run takes them from its checkpoint
+RUN_FLAGS = ("data", "dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps",
+             "arch", "init_from")
 DEFAULT_ARCH = "DARTS"
 
 
@@ -47,8 +49,10 @@ def read_checkpoint(path):
     return arrays, meta
 
 
-def config_from_meta(meta):
-    return TrainConfig(**meta["config"])
+def config_from_meta(meta, epochs=None):
+    """The network and optimizer config of a checkpoint (`epochs`: a resumed run's own)."""
+    cfg = TrainConfig(**meta["config"])
+    return cfg if epochs is None else dataclasses.replace(cfg, epochs=epochs)
 
 
 def restore(programs, runner, arrays, path):
@@ -74,26 +78,38 @@ def resume_point(args):
     return path
 
 
-def apply_resume_args(args, meta):
-    """A resumed run keeps the settings it started with (they fix what it computes)."""
-    for key, value in meta["args"].items():
-        setattr(args, key, value)
-    cfg = meta["config"]
-    args.epochs, args.init_channels, args.layers = cfg["epochs"], cfg["C"], cfg["layers"]
-    args.auxiliary, args.drop_path_prob = cfg["auxiliary"], cfg["drop_path_prob"]
+# the flag behind each field of a stored TrainConfig that a flag sets (the others follow
+# from the data set and the script)
+CONFIG_FLAGS = {"C": "init_channels", "layers": "layers", "auxiliary": "auxiliary",
+                "auxiliary_weight": "auxiliary_weight", "drop_path_prob": "drop_path_prob",
+                "label_smooth": "label_smooth", "epochs": "epochs",
+                "learning_rate": "learning_rate", "momentum": "momentum",
+                "weight_decay": "weight_decay", "grad_clip": "grad_clip",
+                "decay_period": "decay_period", "gamma": "gamma"}
 
 
-def arch_and_start(args):
+def run_flags(args, meta):
+    """{flag: value} a checkpoint's run was started with (those this script has)."""
+    flags = dict(meta["args"])
+    flags.update({flag: meta["config"][field] for field, flag in CONFIG_FLAGS.items()
+                  if hasattr(args, flag)})
+    return flags
+
+
+def arch_and_start(args, given):
     """(genotype, resume, initial): with --resume, (path, arrays, metadata) of the checkpoint,
-    whose settings replace the flags' (apply_resume_args); with --init_from, (arrays,
-    metadata) of the checkpoint whose weights start a fresh run."""
+    whose flags `args` take (resume.py; `given`: the flags on the command line); with
+    --init_from, (arrays, metadata) of the checkpoint whose weights start a fresh run."""
     if args.resume:
         path = resume_point(args)
         arrays, meta = read_checkpoint(path)
         if "converted_from" in meta:
             raise UserError(f"{path} is a converted checkpoint, not an interrupted run: "
                             f"train from it with --init_from {path}")
-        apply_resume_args(args, meta)
+        for change in adopt_run_flags(args, given, run_flags(args, meta), args.resume):
+            log.info("changed on resume: %s", change)
+        check_unfinished(meta["epoch"], args, args.resume,
+                         f"best test accuracy {100 * meta['best_acc']:.2f}%")
         return genotype_from_json(meta["genotype"]), (path, arrays, meta), None
     if args.init_from:
         initial = read_checkpoint(args.init_from)

@@ -12,6 +12,7 @@ the file, shows progress, evaluates on the whole test set (the others wait) and 
 checkpoints.  A run can be resumed with any number of processes that divides --batch_size.
 """
 
+import contextlib
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ from ..nets.networks import build_network, drop_path_masks
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..state import train_state as state
+from ..stop import StopRequest
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -104,8 +106,13 @@ def drop_rng(seed, epoch, step):
 class Meter:
     """Sample-weighted means of loss, top-1 and top-5, and throughput."""
 
-    def __init__(self):
-        self.n, self.sums, self.start = 0, np.zeros(3), time.time()
+    def __init__(self, saved=None):
+        """saved: the state() of an epoch's meter to continue (a run stopped mid-epoch)."""
+        n, sums = saved or (0, [0.0, 0.0, 0.0])
+        self.n, self.sums, self.start = n, np.array(sums, np.float64), time.time()
+
+    def state(self):
+        return [self.n, self.sums.tolist()]
 
     def update(self, n, loss, top1, top5):
         self.n += n
@@ -122,14 +129,20 @@ class Meter:
                     img_s=f"{rate:.1f}")
 
 
-def train_epoch(epoch, args, programs, runner, loader, world=SINGLE):
-    """One epoch of SGD steps; returns the mean (loss, top-1, top-5) over all processes."""
+def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, meter=None,
+                stop=None):
+    """The SGD steps of one epoch from step `start` (`meter` holds those before); stops
+    after a whole step once `stop.requested`.  Returns (the meter, the step it stopped
+    before, or None when the epoch is complete)."""
     cfg, net = programs.config, programs.network
     drop_prob = drop_prob_at(cfg, epoch)
-    meter = Meter()
+    meter = meter or Meter()
     bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{cfg.epochs} train",
-                    disable=not world.is_main)
-    for step, (x, y) in enumerate(bar):
+                    start=start, disable=not world.is_main)
+    for step, (x, y) in enumerate(bar, start):
+        if stop is not None and stop.requested:
+            bar.close()
+            return meter, step
         feed = dict(x=x, y=y)
         batch = len(y) * world.size
         if "drop_mask" in programs.train.feeds:
@@ -146,7 +159,7 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE):
         if step % args.report_freq == 0:
             log.debug("train %03d %e %f %f", step, *meter.means)
     bar.close()
-    return meter.means
+    return meter, None
 
 
 def evaluate(args, programs, runner, loader, desc):
@@ -187,15 +200,30 @@ def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_
     return best, meta
 
 
-def train(args, kind, save_dir, world=SINGLE):
+def save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, step, meter, best, meta):
+    """The checkpoint of a run stopped after `step` steps of `epoch` (by rank 0, alone)."""
+    last = meta or {"test_acc": None, "train_acc": None}
+    state.save(os.path.join(save_dir, state.LAST), programs, runner, state.metadata(
+        args, programs.config, genotype, epoch, best, last["test_acc"], last["train_acc"],
+        step=step, meter=meter.state()))
+    log.info("stopped after step %d of epoch %d: saved; continue with  python %s --resume %s",
+             step, epoch + 1, script_name(programs.config), save_dir)
+
+
+def script_name(cfg):
+    return "train_imagenet.py" if cfg.kind == "imagenet" else "train.py"
+
+
+def train(args, kind, save_dir, world=SINGLE, given=()):
     """The whole training run (fresh or resumed) of this process; returns the final
     metadata (None on ranks other than 0)."""
-    genotype, resume, initial = state.arch_and_start(args)
+    genotype, resume, initial = state.arch_and_start(args, given)
     log.info("genotype = %s", format_genotype(genotype))
     spec = data.get_spec(args.dataset)
     distributed.check_batch_size(args.batch_size, world)
     train_loader, test_loader = make_loaders(args, spec, world=world)
-    cfg = state.config_from_meta(resume[2]) if resume else make_config(args, spec, kind)
+    cfg = (state.config_from_meta(resume[2], args.epochs) if resume
+           else make_config(args, spec, kind))
     if initial:
         state.check_init(cfg, initial[1], args.init_from)  # before the programs are built
     log.info("args = %s", vars(args))
@@ -206,30 +234,44 @@ def train(args, kind, save_dir, world=SINGLE):
                  world.size, place, args.batch_size // world.size)
     programs, runner = build(cfg, genotype, args.seed, world=world, place=place)
     start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
+    step, saved_meter = 0, None  # where a run stopped mid-epoch goes on
     if resume:
         start, best, meta = state.continue_from(resume, programs, runner)
+        step, saved_meter = meta.get("step", 0), meta.get("meter")
     elif initial:
         state.init_weights(programs, runner, *initial, args.init_from)
         log.info("weights and BN statistics from %s; a fresh run from epoch 1", args.init_from)
     if world.distributed:
         distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
         broadcast_state(programs, runner)
-    for epoch in range(start, cfg.epochs):
-        log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, programs.lr_scheduler(),
-                 drop_prob_at(cfg, epoch))
-        _, train_acc, _ = train_epoch(epoch, args, programs, runner, train_loader, world)
-        log.info("train_acc %f", 100 * train_acc)
-        if world.is_main:
-            best, meta = end_epoch(epoch, args, programs, runner, test_loader, save_dir, best,
-                                   train_acc, genotype)
-        else:
-            programs.lr_scheduler.step()
-        if epoch + 1 < cfg.epochs:  # the others wait while rank 0 evaluates and saves
-            distributed.barrier(world, f"epoch-{epoch + 1}")
+    # a signal stops after the step in one process; processes that stopped at different
+    # steps would wait for each other forever, so under launch it stops at once (stop.py)
+    with (StopRequest() if not world.distributed else contextlib.nullcontext()) as stop:
+        for epoch in range(start, cfg.epochs):
+            log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, programs.lr_scheduler(),
+                     drop_prob_at(cfg, epoch))
+            meter, stopped_at = train_epoch(epoch, args, programs, runner, train_loader, world,
+                                            step, Meter(saved_meter), stop)
+            step, saved_meter = 0, None
+            if stopped_at is not None:
+                save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, stopped_at,
+                               meter, best, meta)
+                stop.stop()
+            train_acc = meter.means[1]
+            log.info("train_acc %f", 100 * train_acc)
+            if world.is_main:
+                best, meta = end_epoch(epoch, args, programs, runner, test_loader, save_dir,
+                                       best, train_acc, genotype)
+            else:
+                programs.lr_scheduler.step()
+            if stop is not None and stop.requested:
+                log.info("saved; continue with  python %s --resume %s", script_name(cfg),
+                         save_dir)
+                stop.stop()
+            if epoch + 1 < cfg.epochs:  # the others wait while rank 0 evaluates and saves
+                distributed.barrier(world, f"epoch-{epoch + 1}")
     if not world.is_main:
         return None
-    if meta is None:
-        raise UserError(f"nothing to do: the checkpoint already finished all {cfg.epochs} epochs")
     if args.export:
         x, _ = next(iter(test_loader.epoch(0)))
         export_inference_model(programs, runner, os.path.join(save_dir, "inference"), x)
@@ -261,12 +303,14 @@ def eval_only(args):
     return loss, top1, top5
 
 
-def main(args, kind):
-    """What the scripts run after parsing their flags (in every launched process)."""
+def main(args, kind, given=()):
+    """What the scripts run after parsing their flags (in every launched process); `given`:
+    the flags named on the command line (cli.given_flags), which --resume checks."""
     if args.init_from and (args.resume or args.eval_only):
         raise UserError("--init_from starts a new run: it goes with neither --resume (which "
                         "continues a run) nor --eval_only (which takes --model_path)")
     world = distributed.world_from_env()
+    args.data = os.path.abspath(args.data)  # a resumed run finds it from anywhere
     if args.eval_only:
         if world.distributed:
             raise UserError("--eval_only runs in one process: start it without "
@@ -285,4 +329,4 @@ def main(args, kind):
         cli.setup_logging(save_dir)
     else:  # the other processes only report problems
         cli.setup_logging(console_level=logging.WARNING)
-    return train(args, kind, save_dir, world)
+    return train(args, kind, save_dir, world, given)
