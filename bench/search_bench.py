@@ -1,7 +1,7 @@
 """Search benchmark: build, preparation and step times, op counts, peak memory.
 
     python bench/search_bench.py [--batches 16 64] [--steps 3] [--quick]
-                                 [--methods darts daas dadarts]
+                                 [--methods darts daas dadarts] [--processes 1 2]
 
 Each batch size runs in its own process (peak RSS is per process).  Every child builds the
 default supernet (C 16, 8 layers, CIFAR shapes, random data) with the second-order
@@ -10,13 +10,21 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   pass      one run of the gradient program (forward + backward)
   step1/2   a whole first-/second-order search step (architect + weight step)
 Medians over --steps repetitions after a warm-up.  The last line is machine-readable.
+
+--processes 2 runs the child as a data-parallel search under paddle.distributed.launch
+(CPU processes and gloo here; on a GPU machine the same launch with --gpus): the batch is
+the global one, each process takes its half, and the figures are rank 0's (peak RSS per
+process).  On a 2-core machine two processes share the cores one process already uses, so
+they measure the collectives' cost, not a speed-up.
 """
 
 import argparse
+import glob
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +49,7 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle import runtime
 
     runtime.import_paddle()
+    from darts_paddle import distributed
     from darts_paddle.search.architect import ON, Architect
     from darts_paddle.search.methods import ARCH, make_method
     from darts_paddle.search.programs import SearchConfig, build_search_programs
@@ -48,14 +57,21 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle.train.programs import multiply_adds
 
     method = make_method(method_name)
+    world = distributed.world_from_env()
+    place = distributed.start(world) if world.distributed else None
     t0 = time.time()
-    programs = build_search_programs(SearchConfig(unrolled=True, method=method))
+    programs = build_search_programs(SearchConfig(unrolled=True, method=method,
+                                                  world_size=world.size))
     build_s = time.time() - t0
-    runner = Runner()
+    runner = Runner(place)
     runner.run_startup(programs.startup)
     rng = np.random.default_rng(0)
     runner.set_all(programs.initial_values(rng))
-    data = random_batches(batch)
+    batches = random_batches(batch)
+
+    def data():  # this process's part of the next global batch
+        x, y = batches()
+        return x[world.part(batch)], y[world.part(batch)]
     second, first = Architect(runner, programs, True), Architect(runner, programs, False)
     second.set_epoch(10, 50)  # mid-search: every knob on
     first.set_epoch(10, 50)
@@ -82,7 +98,8 @@ def child(batch, steps, process_start, method_name="darts"):
         timings["step2"].append(step(second))
     med = {k: float(np.median(v)) for k, v in timings.items()}
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
-    return {"method": method_name, "batch": batch, "build_s": build_s, "first_step_s": first_step,
+    return {"method": method_name, "batch": batch, "processes": world.size,
+            "build_s": build_s, "first_step_s": first_step,
             "startup_s": first_done - process_start - med["step2"], "ops": ops,
             "first_done_s": first_done - process_start,
             "madds": multiply_adds(programs["evaluate"]),
@@ -105,22 +122,37 @@ def child_result(script, args, what):
     return json.loads(lines[-1])
 
 
-def run_child(batch, steps, method):
-    return child_result(__file__, ["--child", str(batch), "--steps", str(steps),
-                                   "--start", repr(time.time()), "--methods", method],
-                        f"batch {batch}")
+def run_child(batch, steps, method, processes=1):
+    args = ["--child", str(batch), "--steps", str(steps), "--start", repr(time.time()),
+            "--methods", method]
+    if processes == 1:
+        return child_result(__file__, args, f"batch {batch}")
+    with tempfile.TemporaryDirectory() as logs:  # rank 0 prints its result to its log
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PADDLE_")}
+        out = subprocess.run([sys.executable, "-m", "paddle.distributed.launch",
+                              "--nproc_per_node", str(processes), "--log_dir", logs, __file__,
+                              *args], capture_output=True, text=True, cwd=ROOT, env=env)
+        text = open(os.path.join(logs, "workerlog.0")).read() if glob.glob(
+            os.path.join(logs, "workerlog.0")) else ""
+    lines = [ln for ln in text.splitlines() if ln.startswith("{")]
+    if out.returncode or not lines:
+        sys.exit(f"batch {batch} in {processes} processes failed:\n{text[-3000:]}"
+                 f"{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
 
 
 def table(results):
     for method in dict.fromkeys(r["method"] for r in results):
         ops = next(r["ops"] for r in results if r["method"] == method)
         print(f"programs of {method} (PIR ops): " + ", ".join(f"{k} {v}" for k, v in ops.items()))
-    print(f"{'method':>8} {'batch':>5} {'grad ops':>8} {'build s':>8} {'startup s':>10} {'pass s':>7} "
-          f"{'1st-order s':>12} {'2nd-order s':>12} {'2nd/1st':>8} {'peak RSS GB':>12}")
+    print(f"{'method':>8} {'batch':>5} {'procs':>5} {'grad ops':>8} {'build s':>8} "
+          f"{'startup s':>10} {'pass s':>7} {'1st-order s':>12} {'2nd-order s':>12} "
+          f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12}")
     for r in results:
-        print(f"{r['method']:>8} {r['batch']:>5} {r['ops']['grad']:>8} {r['build_s']:>8.1f} "
-              f"{r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
+        print(f"{r['method']:>8} {r['batch']:>5} {r['processes']:>5} {r['ops']['grad']:>8} "
+              f"{r['build_s']:>8.1f} {r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
               f"{r['step1_s']:>12.2f} {r['step2_s']:>12.2f} {r['step2_s'] / r['step1_s']:>8.2f} "
+              f"{r['batch'] / r['step1_s']:>10.1f} {r['batch'] / r['step2_s']:>10.1f} "
               f"{r['rss_gb']:>12.2f}")
     print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items())
           + f", depthwise convs on {results[0]['depthwise']} kernels")
@@ -133,6 +165,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="batch 16 only, 2 repetitions")
     p.add_argument("--methods", nargs="+", default=["darts"],
                    choices=["darts", "daas", "dadarts"], help="search methods to time")
+    p.add_argument("--processes", type=int, nargs="+", default=[1],
+                   help="data-parallel processes (paddle.distributed.launch) per row")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -141,9 +175,11 @@ def main():
         return
     if args.quick:
         args.batches, args.steps = [16], 2
-    results = [run_child(b, args.steps, m) for m in args.methods for b in args.batches]
+    results = [run_child(b, args.steps, m, n) for m in args.methods for b in args.batches
+               for n in args.processes]
     table(results)
-    last = {(r["method"], r["batch"]): r for r in results}[args.methods[0], max(args.batches)]
+    last = {(r["method"], r["batch"], r["processes"]): r for r in results}[
+        args.methods[0], max(args.batches), args.processes[0]]
     print(f"search_bench: ops={last['ops']['grad']} startup_s={last['startup_s']:.1f} "
           f"pass{last['batch']}_s={last['pass_s']:.2f} step1_{last['batch']}_s={last['step1_s']:.2f} "
           f"step2_{last['batch']}_s={last['step2_s']:.2f} rss{last['batch']}_gb={last['rss_gb']:.2f}")

@@ -7,8 +7,6 @@ run resumes bit-identically."""
 
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,12 +16,13 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 import genotypes as G  # noqa: E402
-from darts_paddle.train import distributed, loop  # noqa: E402
+from darts_paddle import distributed  # noqa: E402
+from darts_paddle.train import loop  # noqa: E402
 from darts_paddle.state import train_state  # noqa: E402
 from darts_paddle.train.flags import train_parser  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.data import ArrayDataset, BatchLoader, build_transform, get_spec  # noqa: E402
-from darts_paddle.train.distributed import World  # noqa: E402
+from darts_paddle.distributed import World  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.nets.networks import DropPath, build_network, drop_path_masks  # noqa: E402
 from darts_paddle.nets.ops import Context  # noqa: E402
@@ -33,8 +32,9 @@ from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.train.programs import TrainConfig, build_train_programs, criterion  # noqa: E402
 
 import data_fixtures as fx  # noqa: E402
+import launching  # noqa: E402
+from launching import REPO, launched  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR10 = get_spec("cifar10")
 
 # what paddle.distributed.launch --nproc_per_node 2 sets on a CPU build (second process)
@@ -134,16 +134,8 @@ def test_train_program_averages_gradients_and_metrics_over_ranks():
 
 # --------------------------------------------------------------------------- train.py launched
 
-launched = pytest.mark.skipif(not paddle.is_compiled_with_distribute(),
-                              reason="this Paddle build has no paddle.distributed")
-
-
 def launch(cwd, log_dir, argv, script=os.path.join(REPO, "train.py")):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PADDLE_", "FLAGS_sel"))}
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-           "--log_dir", str(log_dir), script, *argv]
-    return subprocess.run(cmd, cwd=str(cwd), env=env, capture_output=True, text=True,
-                          timeout=240)
+    return launching.launch(cwd, log_dir, argv, script)
 
 
 def flags(root, save):
@@ -158,8 +150,7 @@ def flags(root, save):
 # train.py with the other process's initial state scrambled (the broadcast must undo it),
 # optionally interrupted at the start of epoch CUT_AT (as Ctrl-C would)
 WRAPPER = """
-import os, sys
-sys.path.insert(0, {repo!r})
+import os
 import numpy as np
 import train
 from darts_paddle import cli
@@ -186,10 +177,7 @@ sys.exit(cli.run_main(train.main))
 
 
 def wrapper(directory, cut_at=None):
-    path = os.path.join(str(directory), "wrapped_train.py")
-    with open(path, "w") as f:
-        f.write(WRAPPER.format(repo=REPO, cut_at=cut_at))
-    return path
+    return launching.wrapper(directory, "wrapped_train.py", WRAPPER.format(cut_at=cut_at))
 
 
 @pytest.fixture(scope="module")

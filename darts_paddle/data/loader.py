@@ -6,7 +6,7 @@ from `order_rng(seed, epoch)` and the augmentation of sample i from
 worker processes, and a run resumed at (epoch, batch) sees exactly the batches it would
 have seen.
 
-Data-parallel training (train/distributed.py) gives each of N processes (`rank`,
+Data-parallel training and search (distributed.py) gives each of N processes (`rank`,
 `world_size`) a contiguous 1/N of every batch of the same seeded order, so the processes
 of one step together see exactly the batch a single process would, with the same
 augmentation.  The last batch of an epoch is cut to a multiple of N (at most N - 1 images

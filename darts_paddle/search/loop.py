@@ -13,13 +13,15 @@ epoch, index), so `--resume DIR` continues exactly, with the run's own flags
 good checkpoint stays, no genotype is written.
 """
 
+import contextlib
 import logging
 import os
 import time
 
 import numpy as np
 
-from .. import cli, data
+from .. import cli, data, distributed
+from ..distributed import SINGLE
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_to_json, save_genotype_json
 from ..progress import epoch_bar
@@ -32,6 +34,8 @@ from .programs import SearchConfig, build_search_programs
 
 log = logging.getLogger("darts_paddle.search")
 
+NOTHING = {"losses": [], "accs": []}  # the steps done of an epoch not yet begun
+
 
 def method_of(args):
     """The search method of the flags (methods/); contradictory flags are a UserError."""
@@ -41,8 +45,9 @@ def method_of(args):
         raise UserError(f"{exc}: drop the DADARTS flags or use --method darts") from None
 
 
-def make_loaders(args, spec):
-    """The two halves of the training set: weights learn on one, alphas on the other."""
+def make_loaders(args, spec, world=SINGLE):
+    """The two halves of the training set: weights learn on one, alphas on the other; each
+    process takes its part of every batch (distributed.py)."""
     dataset = data.load_dataset(args.dataset, args.data, train=True)
     log.info("%s", data.describe(dataset))
     train_idx, valid_idx = data.search_split(len(dataset.labels), args.train_portion)
@@ -51,25 +56,27 @@ def make_loaders(args, spec):
                                      cutout_length=args.cutout_length if args.cutout else 0)
     make = lambda idx, seed: data.BatchLoader(  # noqa: E731
         dataset, idx, args.batch_size, transform, shuffle=True, seed=seed,
-        num_workers=args.workers, drop_last=True)
+        num_workers=args.workers, drop_last=True, rank=world.rank, world_size=world.size)
     return make(train_idx, args.seed), make(valid_idx, args.seed + 1)
 
 
-def build(args, spec):
-    """Programs built once, a runner, initial values from the seed, the architect."""
+def build(args, spec, world=SINGLE, place=None):
+    """Programs built once, a runner (on `place`), initial values from the seed (the same
+    in every process), the architect."""
     cfg = SearchConfig(method=method_of(args), C=args.init_channels, layers=args.layers,
                        num_classes=spec.num_classes, in_channels=spec.in_channels,
                        image_size=spec.image_size, epochs=args.epochs,
                        learning_rate=args.learning_rate, learning_rate_min=args.learning_rate_min,
                        momentum=args.momentum, weight_decay=args.weight_decay,
                        grad_clip=args.grad_clip, arch_learning_rate=args.arch_learning_rate,
-                       arch_weight_decay=args.arch_weight_decay, unrolled=args.unrolled)
+                       arch_weight_decay=args.arch_weight_decay, unrolled=args.unrolled,
+                       world_size=world.size)
     start = time.time()
     programs = build_search_programs(cfg)
     log.info("programs built in %.1f s (gradient program: %d ops)", time.time() - start,
              len(programs["grad"].program.global_block().ops))
     log.info("param size = %.6fMB", programs.network.params.size / 1e6)
-    runner = Runner()
+    runner = Runner(place)
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(args.seed)))
     return programs, runner, Architect(runner, programs, unrolled=args.unrolled)
@@ -106,17 +113,18 @@ def epoch_record(epoch, now, train, valid):
     return record
 
 
-def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop):
+def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop,
+                world=SINGLE):
     """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
     returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
-    `stop.requested`."""
+    `stop.requested` (stop None: never)."""
     eta = programs.lr_scheduler()
     losses, accs = list(done["losses"]), list(done["accs"])
     first = len(losses)
     bar = epoch_bar(train_loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} search",
-                    start=first)
+                    start=first, disable=not world.is_main)
     for step, train_batch in enumerate(bar, first):
-        if stop.requested:
+        if stop is not None and stop.requested:
             break
         tic = time.time()
         valid_loss, _ = architect.step(train_batch, next(valid_batches), eta)
@@ -150,10 +158,12 @@ def check_finite(args, epoch, step, values):
                     f"or keep --grad_clip ({args.grad_clip}) small")
 
 
-def evaluate(epoch, args, programs, runner, loader, feeds):
-    """Validation accuracy with BN in inference mode (the original's infer())."""
+def evaluate(epoch, args, programs, runner, loader, feeds, world=SINGLE):
+    """Validation accuracy with BN in inference mode (the original's infer()); every
+    process evaluates its part of each batch, the program averages over them."""
     total, loss_sum, correct = 0, 0.0, 0.0
-    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} valid ")
+    bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} valid ",
+                    disable=not world.is_main)
     for x, y in bar:
         loss, acc = runner.run(programs["evaluate"], x=x, y=y, **feeds)
         total += len(y)
@@ -164,10 +174,12 @@ def evaluate(epoch, args, programs, runner, loader, feeds):
 
 
 def main(args, given):
-    """What train_search.py runs after parsing its flags; `given`: the flags named on the
-    command line (cli.given_flags), which a resumed run checks against its own."""
+    """What train_search.py runs after parsing its flags, in every launched process;
+    `given`: the flags named on the command line (cli.given_flags), which a resumed run
+    checks against its own."""
     if args.resume and args.init_from:
         raise UserError("--resume continues a run with its own state; drop --init_from")
+    world = distributed.world_from_env()
     args.data = os.path.abspath(args.data)  # a resumed run finds it from anywhere
     resumed = None
     if args.resume:
@@ -177,41 +189,58 @@ def main(args, given):
         args.save = args.resume
         resumed = state.load_state(args, given)
     method_of(args)  # contradictory method flags fail before anything is written
-    if not args.resume:
-        cli.make_save_dir(args, "search")
-    cli.setup_logging(args.save)
+    distributed.check_batch_size(args.batch_size, world)
+    if world.is_main:
+        if not args.resume:
+            cli.make_save_dir(args, "search")
+        cli.setup_logging(args.save)
+    else:  # the other processes only report problems
+        cli.setup_logging(console_level=logging.WARNING)
     log.info("args = %s", vars(args))  # the values that run (a resumed run's own)
+    for change in resumed[2] if resumed else ():
+        log.info("changed on resume: %s", change)
+    return run(args, resumed and resumed[:2], world)
+
+
+def start_state(args, programs, runner, resumed, initial):
+    """Where the search starts: (epoch, the steps done in it, the validation position)."""
     if resumed:
-        for change in resumed[2]:
-            log.info("changed on resume: %s", change)
-    return run(args, resumed and resumed[:2])
+        arrays, meta = resumed
+        state.restore_state(programs, runner, arrays, os.path.join(args.save, state.CHECKPOINT))
+        for _ in range(meta["epoch"]):
+            programs.next_epoch()
+        log.info("resumed %s at epoch %d step %d", args.save, meta["epoch"] + 1, meta["step"])
+        return meta["epoch"], meta["done"], meta["valid_position"]
+    if initial:
+        state.init_state(programs, runner, initial[0], args.init_from)
+        log.info("weights, BN statistics and alphas from %s", args.init_from)
+    return 0, NOTHING, (0, 0)
 
 
-def run(args, resumed=None):
+def run(args, resumed=None, world=SINGLE):
     """The whole search, or the rest of a resumed one (resumed: the checkpoint's arrays and
-    metadata, state.load_state); returns the final genotype."""
+    metadata, state.load_state), in this process; returns the final genotype.
+
+    Under paddle.distributed.launch every process takes its part of each batch and the
+    programs average the gradients, so weights, alphas and optimizer buffers stay
+    bit-identical across processes; rank 0 alone logs and writes files, and a signal stops
+    every process at once (processes stopping at different steps would wait forever)."""
     spec = data.get_spec(args.dataset)
     initial = state.read_initial_state(args.init_from) if args.init_from else None
     if initial:
         state.check_initial_shape(args, spec, initial[1], args.init_from)
-    train_loader, valid_loader = make_loaders(args, spec)
-    programs, runner, architect = build(args, spec)
-    nothing = {"losses": [], "accs": []}
-    epoch, done, position = 0, nothing, (0, 0)
-    if resumed:
-        arrays, meta = resumed
-        state.restore_state(programs, runner, arrays, os.path.join(args.save, state.CHECKPOINT))
-        epoch, done, position = meta["epoch"], meta["done"], meta["valid_position"]
-        for _ in range(epoch):
-            programs.next_epoch()
-        log.info("resumed %s at epoch %d step %d", args.save, epoch + 1, meta["step"])
-    elif initial:
-        state.init_state(programs, runner, initial[0], args.init_from)
-        log.info("weights, BN statistics and alphas from %s", args.init_from)
-    history = state.read_history(args.save, epoch)
+    train_loader, valid_loader = make_loaders(args, spec, world)
+    place = None
+    if world.distributed:
+        place = distributed.start(world)
+        log.info("data parallel: %d processes (rank 0 on %s), %d images each per step",
+                 world.size, place, args.batch_size // world.size)
+    programs, runner, architect = build(args, spec, world, place)
+    epoch, done, position = start_state(args, programs, runner, resumed, initial)
+    history = state.read_history(args.save, epoch) if world.is_main else []
     valid_batches = data.endless_batches(valid_loader, *position)
     try:
-        with StopRequest() as stop:
+        with (StopRequest() if not world.distributed else contextlib.nullcontext()) as stop:
             while epoch < args.epochs:
                 knobs = architect.set_epoch(epoch, args.epochs)
                 if not done["losses"]:
@@ -219,28 +248,31 @@ def run(args, resumed=None):
                              " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
                     log_architecture(architecture(programs, runner))
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
-                                           valid_batches, done, stop)
-                if stop.requested:
+                                           valid_batches, done, stop, world)
+                if stop is not None and stop.requested:
                     state.save_state(args, programs, runner, epoch,
                                      {"losses": losses, "accs": accs}, valid_batches)
                     log.info("saved; continue with  python train_search.py --resume %s", args.save)
                     stop.stop()
                 train = float(np.mean(losses)), float(np.mean(accs))
                 valid = evaluate(epoch, args, programs, runner, valid_loader,
-                                 architect.feeds(WEIGHTS))
+                                 architect.feeds(WEIGHTS), world)
                 check_finite(args, epoch, len(losses), {"the validation loss": valid[0]})
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
-                state.append_history(args.save, history, epoch_record(
-                    epoch, architecture(programs, runner), train, valid))
                 programs.next_epoch()
-                epoch, done = epoch + 1, nothing
-                state.save_state(args, programs, runner, epoch, done, valid_batches)
+                if world.is_main:
+                    state.append_history(args.save, history, epoch_record(
+                        epoch, architecture(programs, runner), train, valid))
+                    state.save_state(args, programs, runner, epoch + 1, NOTHING, valid_batches)
+                epoch, done = epoch + 1, NOTHING
+                distributed.barrier(world, f"epoch-{epoch}")  # while rank 0 writes
     finally:
         valid_batches.close()
     genotype = architecture(programs, runner)["genotype"]
-    path = os.path.join(args.save, "genotype.json")
-    save_genotype_json(genotype, path)
-    print(f"genotype = {format_genotype(genotype)}")
-    print(f"saved to {path}: train with  python train.py --arch={path}")
+    if world.is_main:
+        path = os.path.join(args.save, "genotype.json")
+        save_genotype_json(genotype, path)
+        print(f"genotype = {format_genotype(genotype)}")
+        print(f"saved to {path}: train with  python train.py --arch={path}")
     return genotype

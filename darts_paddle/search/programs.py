@@ -5,8 +5,11 @@ Every pass of the search, whatever it is for, runs the same gradient program:
   grad         batch, bn_update -> loss, accuracy;  G_w = dL/dw,  G_alpha = dL/dalpha
                (bn_update = 1 stores the BN running statistics of this pass, 0 leaves them;
                methods other than plain DARTS also read their knobs: methods/)
+               With N data-parallel processes each feeds its part of the batch, and the
+               gradients, loss and accuracy are means over the processes before anything
+               reads them: every pass of the architect and the weight step alike.
   weight_step  w <- Momentum(w, clip_5(G_w)) with weight decay, cosine LR
-  evaluate     batch -> loss, accuracy with BN in inference mode
+  evaluate     batch -> loss, accuracy with BN in inference mode (means over processes)
 
 The alpha update's own programs (Adam on alpha, and second order's vector work) are built
 by architect.py, next to the code that runs them.
@@ -15,6 +18,7 @@ by architect.py, next to the code that runs them.
 from dataclasses import dataclass, field
 from typing import Dict
 
+from ..distributed import mean_over_ranks
 from ..nets.ops import Context
 from ..optim import weight_optimizer
 from ..paddle_static import F, paddle
@@ -44,6 +48,7 @@ class SearchConfig:
     unrolled: bool = False
     hessian_r: float = 0.01  # R = hessian_r / ||v|| (the paper's epsilon, 0.01)
     dtype: str = "float32"  # float64 for gradient checks in tests
+    world_size: int = 1  # data-parallel processes (distributed.py)
     method: Darts = field(default_factory=Darts)  # or another class of methods/
 
 
@@ -121,18 +126,26 @@ def build_gradient_program(net, shared, arch, cfg, startup):
         banks, arch_vars, feeds, loss, acc = _forward(net, shared, arch, cfg, training=True)
         net.stats.write_back(paddle.static.data("bn_update", [1], cfg.dtype))
         variables = banks + arch_vars
-        for var, g in zip(variables, paddle.static.gradients([loss], variables)):
-            if g is None:  # an alpha no cell uses (e.g. no normal cell in a 2-layer net)
-                g = paddle.zeros(var.shape, cfg.dtype)
+        # None: an alpha no cell uses (e.g. no normal cell in a 2-layer net)
+        grads = [paddle.zeros(var.shape, cfg.dtype) if g is None else g
+                 for var, g in zip(variables, paddle.static.gradients([loss], variables))]
+        fetch = _over_processes([loss, acc], cfg)
+        for var, g in zip(variables, _over_processes(grads, cfg)):
             paddle.assign(g, output=shared.gradient(var.name, var.shape))
-    return Prog(prog, feeds + ["bn_update"], [loss, acc])
+    return Prog(prog, feeds + ["bn_update"], fetch)
+
+
+def _over_processes(values, cfg):
+    """The means over the data-parallel processes (the values themselves in one)."""
+    return values if cfg.world_size == 1 else mean_over_ranks(values, cfg.world_size)
 
 
 def build_eval_program(net, shared, arch, cfg, startup):
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, startup):
         _, _, feeds, loss, acc = _forward(net, shared, arch, cfg, training=False)
-    return Prog(prog, feeds, [loss, acc])
+        fetch = _over_processes([loss, acc], cfg)
+    return Prog(prog, feeds, fetch)
 
 
 def build_weight_step(net, shared, cfg, startup):

@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from .. import cli, data
-from . import distributed
-from .distributed import SINGLE
+from .. import distributed
+from ..distributed import SINGLE
 from .export import export_inference_model
 from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
 from ..errors import UserError

@@ -20,6 +20,7 @@ nets/networks.py for why they are drawn outside the program.
 from dataclasses import dataclass
 from typing import Optional
 
+from ..distributed import mean_gradients, mean_over_ranks
 from ..nets.networks import DropPath, build_network
 from ..nets.ops import Context
 from ..nets.params import SharedVars
@@ -143,8 +144,6 @@ def build_train_program(net, shared, cfg, startup, world_size=1):
             opt.minimize(loss)
             fetch = [loss, *_accuracies(logits, label)]
         else:
-            from .distributed import mean_gradients, mean_over_ranks
-
             opt.apply_gradients(mean_gradients(opt.backward(loss), world_size))
             fetch = mean_over_ranks([loss, *_accuracies(logits, label)], world_size)
     velocity = {f"velocity/{bank}": value.name

@@ -1,4 +1,5 @@
-"""Data-parallel training over the processes `python -m paddle.distributed.launch` starts.
+"""Data parallel over the processes `python -m paddle.distributed.launch` starts: the
+evaluation training (train/) and the search (search/).
 
 What Paddle 3.3.1 offers in static PIR mode (tried, see tests/test_distributed.py):
 - fleet's static collective path (`fleet.init(is_collective=True)`,
@@ -10,10 +11,11 @@ What Paddle 3.3.1 offers in static PIR mode (tried, see tests/test_distributed.p
   `broadcast` append `pd_op.all_reduce_` / `pd_op.broadcast_` on ring 0, executed with the
   communicator registered for ring "0" in Paddle's CommContextManager (NCCL on a GPU,
   gloo on the CPU).
-So every process builds the same programs; the train program sums the gradients of all
-processes and divides by their number before clipping, weight decay and momentum, and a
-small program broadcasts rank 0's state before the first step (as DistributedDataParallel
-does).  --batch_size is the global batch, as with the original's nn.DataParallel: each
+So every process builds the same programs; the train program, and every pass of the
+search's gradient program, sum the gradients of all processes and divide by their number
+before anything reads them (clipping, weight decay, momentum, Adam, the architect's
+vectors), and a small program broadcasts rank 0's state before the first step (as
+DistributedDataParallel does).  --batch_size is the global batch, as with the original's nn.DataParallel: each
 process trains on a contiguous 1/N of every batch, BN normalises over that part, and the
 BN running statistics that are saved and evaluated are rank 0's (DataParallel's are those
 of the replica on device 0).
@@ -28,15 +30,15 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from ..paddle_static import paddle
+from .paddle_static import paddle
 
 import paddle.distributed as dist  # noqa: E402 (after paddle_static: Paddle loads configured)
 from paddle.base import core  # noqa: E402
 
-from ..errors import UserError
-from ..runner import Prog
+from .errors import UserError
+from .runner import Prog
 
-LAUNCH = "python -m paddle.distributed.launch --gpus 0,1 train.py ..."
+LAUNCH = "python -m paddle.distributed.launch --gpus 0,1 train.py (or train_search.py) ..."
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,77 @@
+"""Run by tests/test_search_distributed.py under paddle.distributed.launch (2 processes):
+each process takes its half of fixed float64 batches on a tiny supernet and saves, per
+method, what the test compares with one process: the gradients of one pass, the state
+before a second-order alpha gradient and its result, and the whole state after a few
+search steps.  Usage: search_probe.py OUT_DIR"""
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+from darts_paddle.runtime import import_paddle
+
+import_paddle()
+
+from darts_paddle import distributed  # noqa: E402
+from darts_paddle.runner import Runner  # noqa: E402
+from darts_paddle.search.architect import OFF, Architect  # noqa: E402
+from darts_paddle.search.methods import ARCH, make_method  # noqa: E402
+from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
+
+TINY = SearchConfig(C=2, layers=3, num_classes=5, image_size=8, epochs=4, unrolled=True,
+                    dtype="float64")
+BATCH, ETA = 4, 0.05
+
+
+def global_batch(seed):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((BATCH, 3, 8, 8)), rng.integers(0, 5, BATCH)
+
+
+def make(method, world_size, place=None):
+    cfg = dataclasses.replace(TINY, method=make_method(method), world_size=world_size)
+    programs = build_search_programs(cfg)
+    runner = Runner(place, dtype="float64")
+    runner.run_startup(programs.startup)
+    runner.set_all(programs.initial_values(np.random.default_rng(0)))
+    architect = Architect(runner, programs, unrolled=True)
+    architect.set_epoch(2, 4)  # mid-search: every method's knobs on
+    return programs, runner, architect
+
+
+def state(programs, runner):
+    return {k: runner.get(name) for k, name in programs.state_names().items()}
+
+
+def main(out):
+    world = distributed.world_from_env()
+    place = distributed.start(world)
+
+    def part(seed):
+        x, y = global_batch(seed)
+        return x[world.part(BATCH)], y[world.part(BATCH)]
+
+    for method in ("darts", "daas", "dadarts"):
+        programs, runner, architect = make(method, world.size, place)
+        dump = {}
+        architect.gradient(part(1), OFF, ARCH)
+        for name in [*programs.arch.names, *programs.network.params.banks]:
+            dump["grad/" + name] = runner.get(programs.gradient_name(name))
+        architect.weight_step(part(2))  # momentum no longer zero
+        dump.update({"before/" + k: v for k, v in state(programs, runner).items()})
+        architect.refresh()
+        architect.alpha_gradient(part(3), part(4), ETA)
+        for name in programs.arch.names:
+            dump["second/" + name] = runner.get(programs.gradient_name(name))
+        dump["second/R"] = architect.unrolled_terms()["R"]
+        for step in range(3):
+            architect.step(part(10 + step), part(20 + step), ETA)
+            architect.weight_step(part(10 + step))
+        dump.update({"after/" + k: v for k, v in state(programs, runner).items()})
+        np.savez(os.path.join(out, f"{method}-rank{world.rank}.npz"), **dump)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
