@@ -30,6 +30,13 @@ def non_negative_int(text):
     return value
 
 
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def fraction(text):
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -71,7 +78,37 @@ def search_parser():
                    help="start from the weights, BN statistics and alphas of a converted "
                         "PyTorch supernet (convert_torch --search) or of a search checkpoint")
     _method_flags(p)
+    _collapse_flags(p)
     return p
+
+
+def _collapse_flags(p):
+    """Signs of collapse and two remedies (docs/collapse.md, search/collapse.py)."""
+    g = p.add_argument_group("collapse: lambda_max, DARTS-ES, the skip cap")
+    # defaults measured against cost: docs/collapse.md
+    g.add_argument("--eigen_batches", type=non_negative_int, default=1,
+                   help="after every epoch, estimate the largest eigenvalue of the Hessian "
+                        "of the validation loss in the alphas on this many validation "
+                        "batches (the first of a fixed order); 0: no estimate")
+    g.add_argument("--eigen_iterations", type=positive_int, default=10,
+                   help="at most this many Lanczos steps per estimate, each "
+                        "2 x eigen_batches gradient passes (fewer once the estimate moves "
+                        "by at most 0.1%%)")
+    g.add_argument("--early_stop_eigen", action="store_true", default=False,
+                   help="DARTS-ES: stop when the mean eigenvalue of the last "
+                        "--early_stop_window epochs exceeds --early_stop_threshold times "
+                        "that of the window before, and keep the architecture of the last "
+                        "epoch of that earlier window")
+    g.add_argument("--early_stop_window", type=positive_int, default=5,
+                   help="epochs per window (k)")
+    g.add_argument("--early_stop_threshold", type=positive_float, default=1.3,
+                   help="ratio of the two windows' means above which the search stops")
+    g.add_argument("--early_stop_start", type=positive_int, default=11,
+                   help="the earliest epoch (1-based, as the log counts) whose architecture "
+                        "DARTS-ES may keep: the authors' es_start_epoch 10, counted from 0")
+    g.add_argument("--max_skip", type=non_negative_int, default=None,
+                   help="P-DARTS: the derived normal cell keeps at most this many "
+                        "skip_connect ops; the weakest others bring their edge's next op")
 
 
 def _method_flags(p):

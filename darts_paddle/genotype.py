@@ -7,7 +7,8 @@ Input index 0 is c_{k-2}, 1 is c_{k-1}, and j >= 2 is intermediate node j - 2.
 Genotypes travel as text (``Genotype(...)`` literals, parsed without eval), as JSON, or by
 name through the registry in the top-level ``genotypes.py``; `resolve_arch` accepts all three.
 Derivation is DARTS's top-2 parse, optionally preceded by DAAS's edge pruning on per-node
-edge scores beta (`derive_cell(..., betas=...)`, `genotype_from_weights`).
+edge scores beta (`derive_cell(..., betas=...)`, `genotype_from_weights`), optionally with
+P-DARTS's cap on the skip_connect ops of the normal cell (`max_skip`).
 This module needs numpy only, never paddle.
 """
 
@@ -194,7 +195,7 @@ def _candidate_edges(node, beta):
     return sorted(np.argsort(beta, kind='stable')[-2:].tolist())
 
 
-def derive_cell(weights, steps=STEPS, primitives=PRIMITIVES, betas=None):
+def derive_cell(weights, steps=STEPS, primitives=PRIMITIVES, betas=None, max_skip=None):
     """Top-2 parse of one cell from its (already normalised) op weights, [edges, len(primitives)].
 
     'none' never wins: edges are ranked by, and ops picked from, the other ops only,
@@ -202,32 +203,48 @@ def derive_cell(weights, steps=STEPS, primitives=PRIMITIVES, betas=None):
     `betas` (optional): one entry per node, None or a 1-D array of the node's 2 + node edge
     scores; a node with scores first drops all but its 2 highest-scored inputs (DAAS), then
     the usual parse orders the two kept edges, strongest op first.
+    `max_skip` (optional, P-DARTS): while the cell has more than `max_skip` skip_connect ops,
+    the one of smallest weight loses skip_connect (it is parsed as if it were 'none') and
+    the cell is parsed again: its edge brings its next strongest op, or gives way to
+    another input of its node.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (num_edges(steps), len(primitives)):
         raise ValueError(f"weights of shape {weights.shape} do not fit {steps} nodes and "
                          f"{len(primitives)} ops: expected {(num_edges(steps), len(primitives))}")
     betas = _check_betas(betas, steps)
-    usable = np.array([op != 'none' for op in primitives])
-    masked = np.where(usable, weights, -np.inf)
-    ops, start = [], 0
+    barred = np.tile([op == 'none' for op in primitives], (len(weights), 1))
+    while True:
+        chosen = _parse(np.where(barred, -np.inf, weights), steps, betas)
+        skips = [row for row, k, _ in chosen if primitives[k] == 'skip_connect']
+        if max_skip is None or len(skips) <= max_skip:
+            return [(primitives[k], j) for _, k, j in chosen]
+        skip = primitives.index('skip_connect')
+        barred[min(skips, key=lambda row: weights[row, skip]), skip] = True  # first on a tie
+
+
+def _parse(masked, steps, betas):
+    """The top-2 parse on weights with barred ops at -inf: [(edge row, op index, input)]."""
+    chosen, start = [], 0
     for node in range(steps):
         rows = masked[start:start + node + 2]
         # Stable sort: on a tie the lower input index wins, as in the original parse.
         strongest = sorted(_candidate_edges(node, betas[node]), key=lambda j: -rows[j].max())[:2]
-        ops.extend((primitives[int(np.argmax(rows[j]))], j) for j in strongest)
+        chosen.extend((start + j, int(np.argmax(rows[j])), j) for j in strongest)
         start += node + 2
-    return ops
+    return chosen
 
 
 def derive_genotype(weights_normal, weights_reduce, steps=STEPS, primitives=PRIMITIVES,
-                    betas_normal=None, betas_reduce=None):
+                    betas_normal=None, betas_reduce=None, max_skip=None):
     """Genotype from the normalised weights of both cells; every node goes into the concat.
 
     `betas_<cell>`: per-node edge scores as in `derive_cell` (one entry per node, or None).
+    `max_skip`: the most skip_connect ops the normal cell keeps (P-DARTS; `derive_cell`);
+    the reduction cell is not capped.
     """
     concat = list(range(2, 2 + steps))
-    return Genotype(normal=derive_cell(weights_normal, steps, primitives, betas_normal),
+    return Genotype(normal=derive_cell(weights_normal, steps, primitives, betas_normal, max_skip),
                     normal_concat=concat,
                     reduce=derive_cell(weights_reduce, steps, primitives, betas_reduce),
                     reduce_concat=list(concat))
@@ -240,16 +257,17 @@ def genotype_from_alphas(alphas_normal, alphas_reduce, primitives=PRIMITIVES):
 
 
 def genotype_from_weights(weights_normal, weights_reduce, primitives=PRIMITIVES,
-                          betas_normal=None, betas_reduce=None):
+                          betas_normal=None, betas_reduce=None, max_skip=None):
     """Derive from already normalised op weights (e.g. DAAS's softmax(f(alpha)) over 7 ops).
 
     `betas_<cell>`: None, or the edge scores of nodes 1..steps-1 only (DAAS: 3 arrays of
     3, 4, 5 scores), the layout of history.json's softmax_betas_<cell>. Node 0 takes no
-    scores: with 2 inputs it keeps both whatever they are.
+    scores: with 2 inputs it keeps both whatever they are.  `max_skip`: as in `derive_genotype`.
     """
     steps = steps_from_edges(np.shape(weights_normal)[0])
     return derive_genotype(weights_normal, weights_reduce, steps, primitives,
-                           _with_node0(betas_normal, steps), _with_node0(betas_reduce, steps))
+                           _with_node0(betas_normal, steps), _with_node0(betas_reduce, steps),
+                           max_skip)
 
 
 def _with_node0(betas, steps):

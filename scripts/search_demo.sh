@@ -10,7 +10,7 @@ python train_search.py --dataset fashion_mnist --save demo --layers 5 --init_cha
   --batch_size 16 --epochs 4 --max_steps 25 --report_freq 10 "$@"
 run=$(ls -td search-demo-* | head -n 1)
 python visualize.py "$run/genotype.json" --out "$run" --format png
-python visualize.py "$run"   # networks.gif, alphas_normal.png, alphas_reduce.png
+python visualize.py "$run"   # networks.gif, alphas_normal.png, alphas_reduce.png, collapse.png
 python train_search.py --dataset fashion_mnist --save demo-unrolled --unrolled --layers 5 \
   --init_channels 4 --batch_size 16 --epochs 1 --max_steps 5
 echo "demo: the search's log, history, genotype and pictures are in $run/"

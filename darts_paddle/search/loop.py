@@ -2,8 +2,11 @@
 
 Per step, as the original: the architect updates alpha on a validation batch, then the
 weights take one SGD step on the training batch.  Per epoch: train and validation accuracy,
-the derived genotype and the op weights are logged; at the end the genotype is printed as
-a literal for genotypes.py and saved as JSON that `train.py --arch=PATH` accepts.
+the derived genotype (--max_skip caps its skip_connect ops), the op weights and the signs
+of collapse (collapse.py: lambda_max, skip_connect counts, entropy) are logged, and
+DARTS-ES (--early_stop_eigen) may end the search with an earlier epoch's architecture; at
+the end the genotype is printed as a literal for genotypes.py and saved as JSON that
+`train.py --arch=PATH` accepts.
 
 No lost work: after every epoch the whole state goes into an atomic checkpoint and the
 epoch's record into history.json (state/search_state.py); Ctrl-C and SIGTERM finish the
@@ -23,11 +26,13 @@ import numpy as np
 from .. import cli, data, distributed
 from ..distributed import SINGLE
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_to_json, save_genotype_json
+from ..genotype import (CELLS, format_genotype, genotype_from_json, genotype_to_json,
+                        save_genotype_json)
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..stop import StopRequest
 from ..state import search_state as state
+from . import collapse
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
 from .programs import SearchConfig, build_search_programs
@@ -82,12 +87,17 @@ def build(args, spec, world=SINGLE, place=None):
     return programs, runner, Architect(runner, programs, unrolled=args.unrolled)
 
 
-def architecture(programs, runner):
-    """What the architecture parameters say now: {"genotype", "op_weights": {cell: array},
-    "betas": {cell: [array per node]} (DAAS), "primitives"}."""
+def architecture(programs, runner, max_skip=None):
+    """What the architecture parameters say now: {"genotype" (its normal cell with at most
+    `max_skip` skip_connect ops), "op_weights": {cell: array}, "betas": {cell: [array per
+    node]} (DAAS), "primitives"}; with `max_skip` also "skip_connect_uncapped": the normal
+    cell's skip_connect ops without the cap."""
     method, arch = programs.config.method, programs.arch.read(runner)
-    return {"genotype": method.genotype(arch), "op_weights": method.op_weights_numpy(arch),
-            "betas": method.betas_numpy(arch), "primitives": list(method.primitives)}
+    now = {"genotype": method.genotype(arch, max_skip), "op_weights": method.op_weights_numpy(arch),
+           "betas": method.betas_numpy(arch), "primitives": list(method.primitives)}
+    if max_skip is not None:
+        now["skip_connect_uncapped"] = collapse.skip_count(method.genotype(arch).normal)
+    return now
 
 
 def log_architecture(now):
@@ -100,9 +110,11 @@ def log_architecture(now):
                  "  ".join(np.array2string(b, precision=3) for b in nodes))
 
 
-def epoch_record(epoch, now, train, valid):
+def epoch_record(epoch, now, train, valid, eigenvalue=None):
     """One history.json record: accuracies, genotype, op weights per edge (the columns
-    are `primitives`: DAAS has no 'none'), and DAAS's softmax(min(beta, 1)) per node."""
+    are `primitives`: DAAS has no 'none'), DAAS's softmax(min(beta, 1)) per node, and the
+    signs of collapse: lambda_max (None when not estimated), the derived cells' skip_connect
+    counts and parameter-free shares, the op weights' entropy (collapse.py)."""
     record = {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
               "valid_loss": valid[0], "valid_acc": valid[1],
               "genotype": genotype_to_json(now["genotype"]), "primitives": now["primitives"]}
@@ -110,7 +122,58 @@ def epoch_record(epoch, now, train, valid):
         record[f"softmax_alphas_{cell}"] = weights.round(6).tolist()
     for cell, nodes in now["betas"].items():
         record[f"softmax_betas_{cell}"] = [b.round(6).tolist() for b in nodes]
+    record["hessian_eigenvalue"] = eigenvalue
+    record.update(collapse.cell_statistics(now["genotype"], now["op_weights"]))
+    if "skip_connect_uncapped" in now:
+        record["skip_connect_uncapped"] = {"normal": now["skip_connect_uncapped"]}
     return record
+
+
+def hessian_eigenvalue(epoch, step, args, architect, batches):
+    """lambda_max after `epoch` on the fixed validation `batches` (None without them),
+    logged with what it cost."""
+    if not batches:
+        return None
+    estimate = collapse.lambda_max(architect, batches, args.eigen_iterations, args.seed)
+    check_finite(args, epoch, step, {"the Hessian eigenvalue": estimate.value})
+    log.info("epoch %d lambda_max %.6g (Hessian of L_val in the alphas on %d validation "
+             "batch%s: %d Lanczos steps, %d gradient passes, %.1f s)", epoch + 1,
+             estimate.value, len(batches), "" if len(batches) == 1 else "es",
+             estimate.iterations, estimate.passes, estimate.seconds)
+    return estimate.value
+
+
+def log_collapse(record):
+    """The signs of collapse in an epoch's record, but lambda_max (logged with its cost)."""
+    before = record.get("skip_connect_uncapped")
+    capped = f" ({before['normal']} before --max_skip)" if before else ""
+    log.info("epoch %d skip_connect normal %d%s reduce %d; parameter-free ops normal %.0f%% "
+             "reduce %.0f%%; entropy of the op weights per edge normal %.3f reduce %.3f",
+             record["epoch"], record["skip_connect"]["normal"], capped,
+             record["skip_connect"]["reduce"],
+             *(100 * record["parameter_free"][c] for c in CELLS),
+             *(record["alpha_entropy"][c] for c in CELLS))
+
+
+def darts_es(args, history):
+    """DARTS-ES on the epochs' lambda_max so far (collapse.darts_es), logged; the decision
+    when the search stops here, else None."""
+    k = args.early_stop_window
+    verdict = collapse.darts_es([r.get("hessian_eigenvalue") for r in history], k,
+                                args.early_stop_threshold, args.early_stop_start)
+    if verdict is None:
+        return None
+    e, ratio = verdict["epoch"], verdict["ratio"]
+    early = (f"; epoch {e - k} is before --early_stop_start {args.early_stop_start}"
+             if ratio > args.early_stop_threshold and not verdict["stop"] else "")
+    log.info("epoch %d DARTS-ES ratio %.3f: the mean lambda_max of epochs %d-%d over that of "
+             "epochs %d-%d (stops above %g%s)", e, ratio, e - k + 1, e, e - 2 * k + 1, e - k,
+             args.early_stop_threshold, early)
+    if not (args.early_stop_eigen and verdict["stop"]):
+        return None
+    log.info("DARTS-ES stops the search after epoch %d and keeps the alphas of epoch %d: "
+             "its genotype is the result", e, verdict["kept_epoch"])
+    return verdict
 
 
 def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop,
@@ -189,6 +252,9 @@ def main(args, given):
         args.save = args.resume
         resumed = state.load_state(args, given)
     method_of(args)  # contradictory method flags fail before anything is written
+    if args.early_stop_eigen and not args.eigen_batches:
+        raise UserError("--early_stop_eigen watches the Hessian eigenvalue, which "
+                        "--eigen_batches 0 turns off: give --eigen_batches 1 or more")
     distributed.check_batch_size(args.batch_size, world)
     if world.is_main:
         if not args.resume:
@@ -230,6 +296,10 @@ def run(args, resumed=None, world=SINGLE):
     if initial:
         state.check_initial_shape(args, spec, initial[1], args.init_from)
     train_loader, valid_loader = make_loaders(args, spec, world)
+    if args.eigen_batches > len(valid_loader):
+        raise UserError(f"--eigen_batches {args.eigen_batches}: the validation half has "
+                        f"{len(valid_loader)} batches of {args.batch_size}; give at most that")
+    eigen_batches = collapse.fixed_batches(valid_loader, args.eigen_batches)
     place = None
     if world.distributed:
         place = distributed.start(world)
@@ -237,8 +307,10 @@ def run(args, resumed=None, world=SINGLE):
                  world.size, place, args.batch_size // world.size)
     programs, runner, architect = build(args, spec, world, place)
     epoch, done, position = start_state(args, programs, runner, resumed, initial)
-    history = state.read_history(args.save, epoch) if world.is_main else []
+    # every process keeps the records: DARTS-ES decides on them in each
+    history = state.read_history(args.save, epoch)
     valid_batches = data.endless_batches(valid_loader, *position)
+    stopped = None
     try:
         with (StopRequest() if not world.distributed else contextlib.nullcontext()) as stop:
             while epoch < args.epochs:
@@ -246,7 +318,7 @@ def run(args, resumed=None, world=SINGLE):
                 if not done["losses"]:
                     log.info("epoch %d lr %e %s", epoch + 1, programs.lr_scheduler(),
                              " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
-                    log_architecture(architecture(programs, runner))
+                    log_architecture(architecture(programs, runner, args.max_skip))
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
                                            valid_batches, done, stop, world)
                 if stop is not None and stop.requested:
@@ -260,16 +332,29 @@ def run(args, resumed=None, world=SINGLE):
                 check_finite(args, epoch, len(losses), {"the validation loss": valid[0]})
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
+                eigenvalue = hessian_eigenvalue(epoch, len(losses), args, architect, eigen_batches)
                 programs.next_epoch()
+                record = epoch_record(epoch, architecture(programs, runner, args.max_skip),
+                                      train, valid, eigenvalue)
+                log_collapse(record)
+                history.append(record)
+                stopped = darts_es(args, history)
+                if stopped:
+                    record["early_stop"] = stopped
                 if world.is_main:
-                    state.append_history(args.save, history, epoch_record(
-                        epoch, architecture(programs, runner), train, valid))
-                    state.save_state(args, programs, runner, epoch + 1, NOTHING, valid_batches)
+                    state.write_history(args.save, history)
+                    state.save_state(args, programs, runner, epoch + 1, NOTHING, valid_batches,
+                                     stopped)
                 epoch, done = epoch + 1, NOTHING
                 distributed.barrier(world, f"epoch-{epoch}")  # while rank 0 writes
+                if stopped:
+                    break
     finally:
         valid_batches.close()
-    genotype = architecture(programs, runner)["genotype"]
+    if stopped:  # the architecture of the epoch DARTS-ES points to, as derived then
+        genotype = genotype_from_json(history[stopped["kept_epoch"] - 1]["genotype"])
+    else:
+        genotype = architecture(programs, runner, args.max_skip)["genotype"]
     if world.is_main:
         path = os.path.join(args.save, "genotype.json")
         save_genotype_json(genotype, path)

@@ -23,15 +23,19 @@ METHODS_REVISION = 2
 RUN_FLAGS = ("data", "dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
-             "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS)
+             "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS,
+             "eigen_batches", "eigen_iterations", "early_stop_eigen", "early_stop_window",
+             "early_stop_threshold", "early_stop_start", "max_skip")
 
 
-def save_state(args, programs, runner, epoch, done, valid_batches):
-    """done: the losses and accuracies of the steps already taken in `epoch`."""
+def save_state(args, programs, runner, epoch, done, valid_batches, early_stop=None):
+    """done: the losses and accuracies of the steps already taken in `epoch`; early_stop:
+    DARTS-ES's decision when it ended the search (collapse.darts_es), which ends it for
+    good."""
     arrays = {k: runner.get(name) for k, name in programs.state_names().items()}
     meta = {"format": FORMAT, "epoch": epoch, "step": len(done["losses"]), "done": done,
             "valid_position": list(valid_batches.state()), "methods_revision": METHODS_REVISION,
-            "flags": {k: getattr(args, k) for k in RUN_FLAGS}}
+            "flags": {k: getattr(args, k) for k in RUN_FLAGS}, "early_stop": early_stop}
     save_checkpoint(os.path.join(args.save, CHECKPOINT), arrays, meta)
 
 
@@ -53,6 +57,12 @@ def load_state(args, given):
         raise UserError(f"{path} is a {meta['flags']['method']} search of methods revision "
                         f"{revision}, which computed DAAS/DADARTS differently from their authors; "
                         f"this darts-paddle runs revision {METHODS_REVISION}: start a new search")
+    stopped = meta.get("early_stop")
+    if stopped:
+        raise UserError(f"--resume {args.save}: DARTS-ES stopped this search after epoch "
+                        f"{stopped['epoch']} and kept the architecture of epoch "
+                        f"{stopped['kept_epoch']} ({os.path.join(args.save, 'genotype.json')}); "
+                        "to search on, start a new search")
     changes = adopt_run_flags(args, given, meta["flags"], args.save)
     check_unfinished(meta["epoch"], args, args.save,
                      f"its genotype: {os.path.join(args.save, 'genotype.json')}")
@@ -113,9 +123,8 @@ def init_state(programs, runner, arrays, path):
                               "the file was written for a different supernet")
 
 
-def append_history(save_dir, history, record):
+def write_history(save_dir, history):
     """history.json: one record per epoch, rewritten atomically."""
-    history.append(record)
     path = os.path.join(save_dir, HISTORY)
     with open(path + ".tmp", "w") as f:
         json.dump(history, f, indent=1)

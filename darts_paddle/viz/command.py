@@ -28,8 +28,9 @@ def build_parser():
     parser.add_argument('arch', help='genotype: a name from genotypes.py, a Genotype(...) literal, '
                                      'or the path of a genotype JSON; or a search directory '
                                      'holding history.json (writes networks.gif, '
-                                     'alphas_normal.png, alphas_reduce.png, and for a DAAS '
-                                     'search betas_normal.png, betas_reduce.png)')
+                                     'alphas_normal.png, alphas_reduce.png, for a DAAS '
+                                     'search betas_normal.png, betas_reduce.png, and '
+                                     'collapse.png: lambda_max and skip counts per epoch)')
     parser.add_argument('--format', choices=('pdf', 'png', 'both'), default='both',
                         help='output format (default: both)')
     parser.add_argument('--out', default=None,

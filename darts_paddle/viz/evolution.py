@@ -4,12 +4,17 @@ Two kinds of picture: `networks.gif`, one frame per epoch with the normal and th
 cell of the genotype derived at that epoch, and `alphas_<cell>.png`, the softmax(alpha) of every
 edge over the epochs, one small plot per edge and one line per op. Records of a DAAS search also
 carry edge weights, drawn as `betas_<cell>.png`: one plot per node that has them, one line per
-incoming edge.
+incoming edge.  Records that carry the signs of collapse (search/collapse.py) give
+`collapse.png`: lambda_max, the skip_connect counts, the parameter-free share and the op
+weights' entropy over the epochs.
 
 Record keys read here besides the genotype: `epoch`, `valid_acc` (optional),
 `softmax_alphas_<cell>` ([edges][ops]), `primitives` (optional: the op names of those columns,
 PRIMITIVES when absent; DAAS has no 'none') and `softmax_betas_<cell>` (optional, DAAS:
-softmax(min(beta, 1)) of nodes 1..steps-1, node k's list over its k + 2 inputs).
+softmax(min(beta, 1)) of nodes 1..steps-1, node k's list over its k + 2 inputs), and for
+collapse.png `hessian_eigenvalue` (null when not estimated), `skip_connect`,
+`parameter_free`, `alpha_entropy` ({cell: number}), `skip_connect_uncapped` ({"normal":
+number}, with --max_skip) and `early_stop` (in the record DARTS-ES stopped after).
 """
 
 import io
@@ -297,17 +302,110 @@ def plot_betas(history, cell, path):
     return Path(path)
 
 
+# --------------------------------------------------------------------------- collapse signals
+
+COLLAPSE_KEYS = ('skip_connect', 'parameter_free', 'alpha_entropy')
+
+
+def has_collapse_signals(history):
+    """True when the records carry the signs of collapse (searches from before them do not)."""
+    return any(COLLAPSE_KEYS[0] in record for record in history)
+
+
+def collapse_series(history, key, cell=None):
+    """(epochs, values) of one signal over the records that carry it: `key` of each record,
+    or its entry for `cell`; null values are left out."""
+    epochs, values = [], []
+    for i, record in enumerate(history):
+        value = record.get(key)
+        if isinstance(value, dict) and cell is not None:
+            value = value.get(cell)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            where = key if cell is None else f'{key}.{cell}'
+            raise UserError(f"{where} in {HISTORY}, record {i}, must be a number, got {value!r}; "
+                            "expected the records that train_search.py writes")
+        epochs.append(record['epoch'])
+        values.append(float(value))
+    return epochs, values
+
+
+def collapse_figure(history):
+    """Four plots over the epochs: lambda_max (with DARTS-ES's decision), the skip_connect
+    ops of each derived cell (before the --max_skip cap, dashed), the share of its
+    parameter-free ops, and the mean entropy of its edges' op weights."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(10, 6.4), layout='constrained')
+    axes = fig.subplots(2, 2, sharex=True)
+    eigen, skips, free, entropy = axes.ravel()
+    marker = _markers(history)
+    epochs, values = collapse_series(history, 'hessian_eigenvalue')
+    if values:
+        eigen.plot(epochs, values, marker=marker, color='black', label='λ_max')
+    else:
+        eigen.text(0.5, 0.5, 'not estimated (--eigen_batches 0)', ha='center', va='center',
+                   transform=eigen.transAxes)
+    stop = next((record['early_stop'] for record in history if 'early_stop' in record), None)
+    if stop:
+        eigen.axvline(stop['kept_epoch'], color='tab:green', linestyle='--',
+                      label=f"kept: epoch {stop['kept_epoch']}")
+        eigen.axvline(stop['epoch'], color='tab:red', linestyle=':',
+                      label=f"DARTS-ES stop (ratio {stop['ratio']:.2f})")
+    if values or stop:
+        eigen.legend(fontsize=8)
+    eigen.set_title('λ_max, the largest eigenvalue of ∇²_α L_val', fontsize=10)
+    for cell, color in zip(CELLS, ('tab:blue', 'tab:orange')):
+        name = _CELL_TITLES[cell]
+        skips.plot(*collapse_series(history, 'skip_connect', cell), color=color, label=name,
+                   marker=marker)
+        uncapped = collapse_series(history, 'skip_connect_uncapped', cell)
+        if uncapped[1]:
+            skips.plot(*uncapped, color=color, linestyle='--', label=f'{name}, before --max_skip')
+        free.plot(*collapse_series(history, 'parameter_free', cell), color=color, label=name,
+                  marker=marker)
+        entropy.plot(*collapse_series(history, 'alpha_entropy', cell), color=color, label=name,
+                     marker=marker)
+    skips.set_title('skip_connect ops of the derived cell', fontsize=10)
+    skips.yaxis.set_major_locator(MaxNLocator(integer=True))
+    free.set_title('share of parameter-free ops (pools, skip)', fontsize=10)
+    entropy.set_title('entropy of the op weights, mean over edges (nats)', fontsize=10)
+    entropy.ticklabel_format(axis='y', useOffset=False)  # early on it moves in the 6th digit
+    for ax in (skips, free, entropy):
+        ax.legend(fontsize=8)
+    for ax in axes.ravel():
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel('epoch')
+    eigen.xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by all plots
+    fig.suptitle('signs of collapse over the epochs')
+    return fig
+
+
+def plot_collapse(history, path):
+    """Write `collapse_figure` as a PNG (or any format matplotlib infers from `path`)."""
+    collapse_figure(history).savefig(path, dpi=90)
+    return Path(path)
+
+
 # --------------------------------------------------------------------------- entry point
 
 def render_evolution(save_dir, out_dir=None, duration_ms=800):
-    """Write networks.gif, alphas_normal.png, alphas_reduce.png, and for records with edge
-    weights (DAAS) betas_normal.png, betas_reduce.png; return their paths in that order."""
+    """Write networks.gif, alphas_normal.png, alphas_reduce.png, for records with edge
+    weights (DAAS) betas_normal.png, betas_reduce.png, and for records with the signs of
+    collapse collapse.png; return their paths in that order."""
     history = load_history(save_dir)
-    betas = has_betas(history)
+    betas, collapse = has_betas(history), has_collapse_signals(history)
     for cell in CELLS:  # fail on bad records before the slow drawing starts
         alpha_series(history, cell)
         if betas:
             beta_series(history, cell)
+        for key in COLLAPSE_KEYS if collapse else ():
+            collapse_series(history, key, cell)
+    if collapse:
+        collapse_series(history, 'hessian_eigenvalue')
     out_dir = Path(out_dir or save_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = compose_frames(cell_images(history), [_caption(r) for r in history])
@@ -315,4 +413,6 @@ def render_evolution(save_dir, out_dir=None, duration_ms=800):
     paths += [plot_alphas(history, cell, out_dir / f'alphas_{cell}.png') for cell in CELLS]
     if betas:
         paths += [plot_betas(history, cell, out_dir / f'betas_{cell}.png') for cell in CELLS]
+    if collapse:
+        paths.append(plot_collapse(history, out_dir / 'collapse.png'))
     return paths

@@ -71,7 +71,9 @@ class Darts:
         """{cell: [edge weights of nodes 1..3]} of methods that have them, else {}."""
         return {}
 
-    def genotype(self, arch):
+    def genotype(self, arch, max_skip=None):
+        """The genotype of the raw values `arch`; `max_skip`: P-DARTS's cap on the normal
+        cell's skip_connect ops (genotype.derive_cell)."""
         weights, betas = self.op_weights_numpy(arch), self.betas_numpy(arch, normalised=False)
         return genotype_from_weights(weights["normal"], weights["reduce"], self.primitives,
-                                     betas.get("normal"), betas.get("reduce"))
+                                     betas.get("normal"), betas.get("reduce"), max_skip)
