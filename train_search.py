@@ -10,6 +10,8 @@ configure()  # threads and allocator, before paddle loads
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import loop  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
+from darts_paddle.genotype import check_search_layers  # noqa: E402
+from darts_paddle.state.atomic import remove_stale_temporaries  # noqa: E402
 
 
 def main(argv=None):
@@ -22,7 +24,9 @@ def main(argv=None):
             raise UserError(f"--resume {args.resume}: no such directory; pass the "
                             "search-EXP-DATE directory of the run to continue")
         args.save = args.resume
+        remove_stale_temporaries(args.save)  # what a killed save left behind
     else:
+        check_search_layers(args.layers)
         cli.make_save_dir(args, "search")
     cli.setup_logging(args.save)
     loop.run(args)

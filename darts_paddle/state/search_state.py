@@ -6,6 +6,7 @@ import json
 import os
 
 from .. import data
+from .atomic import write_atomic
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
 from ..errors import UserError
 from ..search.methods import FLAGS as METHOD_FLAGS
@@ -110,10 +111,8 @@ def init_state(programs, runner, arrays, path):
 def append_history(save_dir, history, record):
     """history.json: one record per epoch, rewritten atomically."""
     history.append(record)
-    path = os.path.join(save_dir, HISTORY)
-    with open(path + ".tmp", "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_atomic(os.path.join(save_dir, HISTORY), lambda f: json.dump(history, f, indent=1),
+                 mode="w")
 
 
 def read_history(save_dir, epochs):
