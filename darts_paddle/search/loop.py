@@ -21,11 +21,12 @@ import numpy as np
 
 from .. import cli, data
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_to_json, save_genotype_json
+from ..genotype import check_search_layers, format_genotype, genotype_to_json, save_genotype_json
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..stop import StopRequest
 from ..state import search_state as state
+from ..state.atomic import remove_stale_temporaries
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
 from .programs import SearchConfig, build_search_programs
@@ -175,11 +176,14 @@ def main(args, given):
             raise UserError(f"--resume {args.resume}: no such directory; pass the "
                             "search-EXP-DATE directory of the run to continue")
         args.save = args.resume
+        cli.setup_logging(args.save)  # a refused resume says why in the run's log too
+        remove_stale_temporaries(args.save)  # what a killed save left behind
         resumed = state.load_state(args, given)
     method_of(args)  # contradictory method flags fail before anything is written
     if not args.resume:
+        check_search_layers(args.layers)
         cli.make_save_dir(args, "search")
-    cli.setup_logging(args.save)
+        cli.setup_logging(args.save)
     log.info("args = %s", vars(args))  # the values that run (a resumed run's own)
     if resumed:
         for change in resumed[2]:
