@@ -82,11 +82,17 @@ def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, mo
     checkpoint = os.path.join(path, "checkpoint.npz")
     saved = open(checkpoint, "rb").read()
     capsys.readouterr()
+    # what saves killed by kill -9 leave; a resume clears them before anything else
+    for stale in "checkpoint.npz.a1b2c3d4.tmp", "history.json.tmp", "genotype.json.x_y_z_ab.tmp":
+        open(os.path.join(path, stale), "w").write("half")
+    kept = sorted(os.listdir(path))
 
     assert cli.run_main(train_search.main, [*args, "--layers", "5", "--resume", path]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--layers 5 (checkpoint: 3)" in err
     assert open(checkpoint, "rb").read() == saved
+    assert sorted(os.listdir(path)) == [n for n in kept if not n.endswith(".tmp")]
+    assert open(os.path.join(path, "log.txt")).read().splitlines()[-1].endswith(err.strip())
 
     open(checkpoint, "wb").write(saved[: len(saved) // 2])
     assert cli.run_main(train_search.main, [*args, "--resume", path]) == 2
@@ -185,3 +191,16 @@ def test_diverged_search_stops_and_keeps_the_last_good_checkpoint(fashion_root, 
     text = open(os.path.join(path, "history.json")).read()
     records = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
     assert [r["epoch"] for r in records] == [1]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_search_without_a_normal_cell_is_refused_before_it_writes(layers, fashion_root,
+                                                                    tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = flags(fashion_root, "flat", "--layers", str(layers))
+    assert cli.run_main(train_search.main, argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --layers {layers} has no normal cell")
+    assert err[0].endswith("search with --layers 3 or more")
+    assert os.listdir(tmp_path) == []  # no run directory

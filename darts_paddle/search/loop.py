@@ -23,11 +23,12 @@ import numpy as np
 from .. import cli, data, distributed
 from ..distributed import SINGLE
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_to_json, save_genotype_json
+from ..genotype import check_search_layers, format_genotype, genotype_to_json, save_genotype_json
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..stop import StopRequest
 from ..state import search_state as state
+from ..state.atomic import remove_stale_temporaries
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
 from .programs import SearchConfig, build_search_programs
@@ -187,19 +188,30 @@ def main(args, given):
             raise UserError(f"--resume {args.resume}: no such directory; pass the "
                             "search-EXP-DATE directory of the run to continue")
         args.save = args.resume
+        setup_logging(args.save, world)  # a refused resume says why in the run's log too
+        if world.is_main:
+            remove_stale_temporaries(args.save)  # what a killed save left behind
         resumed = state.load_state(args, given)
     method_of(args)  # contradictory method flags fail before anything is written
     distributed.check_batch_size(args.batch_size, world)
-    if world.is_main:
-        if not args.resume:
+    if not args.resume:
+        check_search_layers(args.layers)
+        if world.is_main:
             cli.make_save_dir(args, "search")
-        cli.setup_logging(args.save)
-    else:  # the other processes only report problems
-        cli.setup_logging(console_level=logging.WARNING)
+        setup_logging(args.save, world)
     log.info("args = %s", vars(args))  # the values that run (a resumed run's own)
     for change in resumed[2] if resumed else ():
         log.info("changed on resume: %s", change)
     return run(args, resumed and resumed[:2], world)
+
+
+def setup_logging(save_dir, world):
+    """Rank 0 logs to the console and the run's log.txt; the other processes only report
+    problems."""
+    if world.is_main:
+        cli.setup_logging(save_dir)
+    else:
+        cli.setup_logging(console_level=logging.WARNING)
 
 
 def start_state(args, programs, runner, resumed, initial):

@@ -6,6 +6,7 @@ import json
 import os
 
 from .. import data
+from .atomic import write_atomic
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
 from .resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
@@ -116,10 +117,8 @@ def init_state(programs, runner, arrays, path):
 def append_history(save_dir, history, record):
     """history.json: one record per epoch, rewritten atomically."""
     history.append(record)
-    path = os.path.join(save_dir, HISTORY)
-    with open(path + ".tmp", "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_atomic(os.path.join(save_dir, HISTORY), lambda f: json.dump(history, f, indent=1),
+                 mode="w")
 
 
 def read_history(save_dir, epochs):

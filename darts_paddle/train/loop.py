@@ -30,6 +30,7 @@ from ..nets.networks import build_network, drop_path_masks
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..state import train_state as state
+from ..state.atomic import remove_stale_temporaries
 from ..stop import StopRequest
 
 log = logging.getLogger("darts_paddle.train")
@@ -323,6 +324,8 @@ def main(args, kind, given=()):
             raise UserError(f"cannot resume: {path} does not exist; pass a checkpoint.npz or "
                             "the run directory holding one")
         save_dir = os.path.dirname(os.path.abspath(path))
+        if world.is_main:  # the one process that writes there
+            remove_stale_temporaries(save_dir)  # what a killed save left behind
     else:
         save_dir = cli.make_save_dir(args, "eval") if world.is_main else None
     if world.is_main:
