@@ -115,10 +115,11 @@ def init_state(programs, runner, arrays, path):
 
 
 def append_history(save_dir, history, record):
-    """history.json: one record per epoch, rewritten atomically."""
+    """history.json: one record per epoch, rewritten atomically; strict JSON (a non-finite
+    number is a bug: the loop stops a diverged search before it records the epoch)."""
     history.append(record)
-    write_atomic(os.path.join(save_dir, HISTORY), lambda f: json.dump(history, f, indent=1),
-                 mode="w")
+    write_atomic(os.path.join(save_dir, HISTORY),
+                 lambda f: json.dump(history, f, indent=1, allow_nan=False), mode="w")
 
 
 def read_history(save_dir, epochs):
