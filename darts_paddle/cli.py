@@ -147,6 +147,15 @@ def setup_logging(save_dir=None, console_level=logging.INFO):
         root.handlers.append(logfile)
 
 
+def setup_process_logging(save_dir, is_main):
+    """Under data parallel, rank 0 logs as a single process does; the other processes only
+    report problems, on the console."""
+    if is_main:
+        setup_logging(save_dir)
+    else:
+        setup_logging(console_level=logging.WARNING)
+
+
 def run_main(fn, argv=None):
     """Run a script's body: user mistakes become one `error:` line and exit status 2; Ctrl-C
     and SIGTERM exit with 128 + the signal's number (stop.py)."""
