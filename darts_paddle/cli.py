@@ -14,6 +14,7 @@ from .errors import UserError
 from .stop import handle_signals
 
 DATASETS = ("cifar10", "cifar100", "svhn", "fashion_mnist")
+LOGGER = "darts_paddle"  # the parent of every module's logger
 
 
 def positive_int(text):
@@ -170,7 +171,7 @@ def setup_logging(save_dir=None, console_level=logging.INFO):
     a resumed run keeps one log).  Not propagated: Paddle installs a handler on the root
     logger."""
     fmt = logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p")
-    root = logging.getLogger("darts_paddle")
+    root = logging.getLogger(LOGGER)
     root.setLevel(logging.DEBUG)
     root.propagate = False
     console = logging.StreamHandler(sys.stdout)
@@ -183,6 +184,15 @@ def setup_logging(save_dir=None, console_level=logging.INFO):
         root.handlers.append(logfile)
 
 
+def setup_process_logging(save_dir, is_main):
+    """Under data parallel, rank 0 logs as a single process does; the other processes only
+    report problems, on the console."""
+    if is_main:
+        setup_logging(save_dir)
+    else:
+        setup_logging(console_level=logging.WARNING)
+
+
 def run_main(fn, argv=None):
     """Run a script's body: user mistakes become one `error:` line and exit status 2; Ctrl-C
     and SIGTERM exit with 128 + the signal's number (stop.py)."""
@@ -191,8 +201,20 @@ def run_main(fn, argv=None):
             fn(argv)
         return 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _report(f"error: {e}")
         return 2
     except KeyboardInterrupt as e:
-        print("interrupted", file=sys.stderr)
+        _report("interrupted")
         return getattr(e, "exit_status", 128 + signal.SIGINT)
+
+
+def _report(line):
+    """`line` to stderr and, if setup_logging opened one, to the run's log.txt, so that the
+    log of a failed run says why it ended (not through the logger: the console would get
+    the line twice)."""
+    print(line, file=sys.stderr)
+    logger = logging.getLogger(LOGGER)
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, line, None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

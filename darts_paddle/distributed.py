@@ -14,9 +14,10 @@ What Paddle 3.3.1 offers in static PIR mode (tried, see tests/test_distributed.p
 So every process builds the same programs; the train program, and every pass of the
 search's gradient program, sum the gradients of all processes and divide by their number
 before anything reads them (clipping, weight decay, momentum, Adam, the architect's
-vectors), and a small program broadcasts rank 0's state before the first step (as
-DistributedDataParallel does).  --batch_size is the global batch, as with the original's nn.DataParallel: each
-process trains on a contiguous 1/N of every batch, BN normalises over that part, and the
+vectors).  Training broadcasts rank 0's state before the first step (as
+DistributedDataParallel does); the search needs no broadcast, as every process starts from
+the same seed or checkpoint.  --batch_size is the global batch, as with the original's
+nn.DataParallel: each process trains on a contiguous 1/N of every batch, BN normalises over that part, and the
 BN running statistics that are saved and evaluated are rank 0's (DataParallel's are those
 of the replica on device 0).
 

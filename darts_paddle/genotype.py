@@ -16,15 +16,16 @@ import ast
 import difflib
 import importlib
 import importlib.util
+import itertools
 import json
 import os
-import tempfile
 from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 
 from darts_paddle.errors import UserError
+from darts_paddle.state.atomic import write_atomic
 
 Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
 
@@ -37,6 +38,26 @@ def reduction_layers(layers):
     """The indices of the reduction cells in a stack of `layers` cells: at 1/3 and 2/3 of the
     depth, as the original networks (search and evaluation alike)."""
     return (layers // 3, 2 * layers // 3)
+
+
+def fewest_layers(condition):
+    """The smallest number of cells for which `condition(layers)` holds."""
+    return next(layers for layers in itertools.count(1) if condition(layers))
+
+
+def has_normal_cell(layers):
+    return len(set(reduction_layers(layers))) < layers
+
+
+def check_search_layers(layers):
+    """A search needs a normal cell: without one alphas_normal never train, yet a normal
+    cell (their initial values) would be derived and saved."""
+    if not has_normal_cell(layers):
+        raise UserError(f"--layers {layers} has no normal cell (the cells at 1/3 and 2/3 of the "
+                        "depth are reduction cells, here all of them), so the normal cell's "
+                        f"alphas would never train: search with --layers "
+                        f"{fewest_layers(has_normal_cell)} or more")
+
 
 PRIMITIVES = [
     'none',
@@ -118,14 +139,20 @@ def validate_cell(cell, ops, concat, known_ops=KNOWN_OPS):
 
 
 def _validate_concat(cell, concat, steps):
+    def check(j):
+        if not _is_int(j) or not 2 <= j < steps + 2:
+            raise UserError(f"{cell}_concat: {j!r} is not an intermediate state; with {steps} nodes "
+                            f"the concat indices lie in {list(range(2, steps + 2))}")
+
     if isinstance(concat, range):
+        # its ends bound all its members: checked first, range(2, 3000000000) is never listed
+        for j in (*concat[:1], *concat[-1:]):
+            check(j)
         concat = list(concat)
     if not isinstance(concat, (list, tuple)) or len(concat) == 0:
         raise UserError(f"{cell}_concat: expected a non-empty list of state indices, got {concat!r}")
     for j in concat:
-        if not _is_int(j) or not 2 <= j < steps + 2:
-            raise UserError(f"{cell}_concat: {j!r} is not an intermediate state; with {steps} nodes "
-                            f"the concat indices lie in {list(range(2, steps + 2))}")
+        check(j)
     if len(set(concat)) != len(concat):
         raise UserError(f"{cell}_concat: {list(concat)} repeats an index; list each state once")
     return [int(j) for j in concat]
@@ -311,7 +338,7 @@ def _literal(node, field):
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_literal(item, field) for item in node.elts]
     if field.endswith('_concat') and _is_range_call(node):
-        return list(range(*[_literal(arg, field) for arg in node.args]))
+        return range(*[_literal(arg, field) for arg in node.args])  # validation lists it
     raise UserError(f"{field}: `{_snippet(node)}` is not allowed in a genotype literal; expected "
                     + ("a list of ints or range(a, b)" if field.endswith('_concat')
                        else "a list of ('op name', input index) pairs"))
@@ -397,24 +424,20 @@ def save_genotype_json(g, path):
     # One field per line: readable, and still a diff-friendly single line per cell.
     fields = genotype_to_json(g).items()
     text = '{\n' + ',\n'.join(f'  {json.dumps(k)}: {json.dumps(v)}' for k, v in fields) + '\n}\n'
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent or '.')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text), mode='w')
     return path
 
 
 def load_genotype_json(path):
     path = Path(path)
     try:
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             obj = json.load(f)
     except FileNotFoundError:
         raise UserError(f"genotype file {path} does not exist; check the path") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"genotype file {path} is not UTF-8 text ({exc.reason} at byte "
+                        f"{exc.start}); pass a genotype JSON saved as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"genotype file {path} is not valid JSON ({exc}); "
                         "write it with save_genotype_json or fix it by hand") from None

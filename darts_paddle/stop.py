@@ -49,18 +49,24 @@ def handle_signals():
 
 class StopRequest:
     """Inside a loop: a signal asks the loop to stop after the current step (a step
-    interrupted half-way would leave w' or w +- Rv in the weights, or half an update)."""
+    interrupted half-way would leave w' or w +- Rv in the weights, or half an update).
 
-    def __init__(self):
+    active=False never asks (its signals keep stopping at once): under
+    paddle.distributed.launch, processes that stopped after different steps would wait for
+    each other forever."""
+
+    def __init__(self, active=True):
+        self.active = active
         self.signum = None
-        self._guard = None
+        self._guard = contextlib.nullcontext()
 
     @property
     def requested(self):
         return self.signum is not None
 
     def __enter__(self):
-        self._guard = _handlers(self._handle)
+        if self.active:
+            self._guard = _handlers(self._handle)
         self._guard.__enter__()
         return self
 
@@ -77,3 +83,6 @@ class StopRequest:
     def stop(self):
         """After the loop has saved: end the run as the signal asked."""
         raise Interrupted(self.signum)
+
+
+NEVER = StopRequest(active=False)  # for loops run without one (tests, benchmarks)

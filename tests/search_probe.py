@@ -22,7 +22,7 @@ from darts_paddle.search.programs import SearchConfig, build_search_programs  # 
 
 TINY = SearchConfig(C=2, layers=3, num_classes=5, image_size=8, epochs=4, unrolled=True,
                     dtype="float64")
-BATCH, ETA = 4, 0.05
+BATCH, ETA = 4, 0.0625  # eta exact in float32, the architect feeds it so
 
 
 def global_batch(seed):
@@ -65,7 +65,10 @@ def main(out):
         architect.alpha_gradient(part(3), part(4), ETA)
         for name in programs.arch.names:
             dump["second/" + name] = runner.get(programs.gradient_name(name))
-        dump["second/R"] = architect.unrolled_terms()["R"]
+        terms = architect.unrolled_terms()
+        dump["second/R"] = terms["R"]
+        dump.update({"second/v/" + b: v for b, v in terms["v"].items()})
+        dump.update({"second/d/" + a: d for a, d in terms["d_alpha"].items()})
         for step in range(3):
             architect.step(part(10 + step), part(20 + step), ETA)
             architect.weight_step(part(10 + step))

@@ -40,15 +40,33 @@ def no_network(monkeypatch):
     monkeypatch.setattr(download_mod.urllib.request, "urlopen", refuse)
 
 
-@pytest.fixture
-def static_mode():
+def _paddle_mode(dynamic):
+    """Paddle in dynamic or static mode for one test, then back in the mode it was in
+    (other test files leave it in either)."""
     import paddle
 
+    def switch(to_dynamic):
+        if to_dynamic:
+            paddle.disable_static()
+        else:
+            paddle.enable_static()
+
     was_dynamic = paddle.in_dynamic_mode()
-    paddle.enable_static()
-    yield
-    if was_dynamic:
-        paddle.disable_static()
+    switch(dynamic)
+    try:
+        yield
+    finally:
+        switch(was_dynamic)
+
+
+@pytest.fixture
+def static_mode():
+    yield from _paddle_mode(dynamic=False)
+
+
+@pytest.fixture
+def dynamic_mode():
+    yield from _paddle_mode(dynamic=True)
 
 
 def pixel_row(r, g, b, h, w):
@@ -533,11 +551,7 @@ def test_loader_workers_give_identical_batches(static_mode):
         np.testing.assert_array_equal(a, b)
 
 
-def test_loader_dynamic_mode_also_numpy():
-    import paddle
-
-    if not paddle.in_dynamic_mode():
-        pytest.skip("another test left paddle in static mode")
+def test_loader_dynamic_mode_also_numpy(dynamic_mode):
     batches = list(BatchLoader(_indexed_dataset(6), batch_size=4, shuffle=False).epoch(0))
     assert type(batches[0][0]) is np.ndarray and batches[1][1].tolist() == [4, 5]
 

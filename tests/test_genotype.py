@@ -10,10 +10,11 @@ from scipy.special import softmax as scipy_softmax
 import genotypes
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import (
-    KNOWN_OPS, PRIMITIVES, Genotype, default_registry, derive_cell, derive_genotype,
-    format_genotype, genotype_from_alphas, genotype_from_json, genotype_from_weights, genotype_to_json,
-    load_genotype_json, parse_genotype, registry_from_module, resolve_arch, save_genotype_json,
-    softmax, validate_genotype)
+    KNOWN_OPS, PRIMITIVES, Genotype, check_search_layers, default_registry, derive_cell,
+    derive_genotype, fewest_layers, format_genotype, genotype_from_alphas, genotype_from_json,
+    genotype_from_weights, genotype_to_json, has_normal_cell, load_genotype_json, parse_genotype,
+    reduction_layers, registry_from_module, resolve_arch, save_genotype_json, softmax,
+    validate_genotype)
 
 REGISTRY = registry_from_module(genotypes)
 OP = {name: k for k, name in enumerate(PRIMITIVES)}
@@ -310,6 +311,25 @@ def test_range_with_one_argument_and_positional_fields():
                          [('max_pool_3x3', 0), ('max_pool_3x3', 1)], [2])
 
 
+def test_a_range_concat_is_bounded_before_it_is_listed():
+    # listed first, range(2, 3000000000) would be a MemoryError (or worse) instead
+    huge = ("Genotype(normal=[('skip_connect', 0), ('skip_connect', 1)], "
+            "normal_concat=range(2, 3000000000), reduce=[('max_pool_3x3', 0), "
+            "('max_pool_3x3', 1)], reduce_concat=[2])")
+    message = r'normal_concat: 2999999999 is not an intermediate state; with 1 nodes .* \[2\]$'
+    with pytest.raises(UserError, match=message):
+        parse_genotype(huge)
+    with pytest.raises(UserError, match=message):
+        resolve_arch(huge, registry={})
+    with pytest.raises(UserError, match=r'normal_concat: 10{30} is not'):
+        parse_genotype(huge.replace('range(2, 3000000000)', f'range(2, {10 ** 30 + 1})'))
+    with pytest.raises(UserError, match=r'normal_concat: expected a non-empty list'):
+        parse_genotype(huge.replace('range(2, 3000000000)', 'range(3, 3)'))
+    registry = {'BIG': REGISTRY['DARTS_V2']._replace(reduce_concat=range(2, 3000000000))}
+    with pytest.raises(UserError, match="'BIG' in the registry is broken: reduce_concat: 2999999999"):
+        resolve_arch('BIG', registry)
+
+
 V2 = format_genotype(REGISTRY['DARTS_V2'])
 
 
@@ -408,6 +428,17 @@ def test_bad_json_files(tmp_path):
         load_genotype_json(tmp_path / 'nope.json')
 
 
+def test_a_genotype_file_that_is_not_utf8_is_one_error_line(tmp_path):
+    latin1 = tmp_path / 'latin1.json'
+    latin1.write_bytes('{"normal": "é"}'.encode('latin-1'))
+    for load in load_genotype_json, lambda path: resolve_arch(str(path), REGISTRY):
+        with pytest.raises(UserError) as info:
+            load(latin1)
+        message = str(info.value)
+        assert f'genotype file {latin1} is not UTF-8 text' in message and 'byte 12' in message
+        assert '\n' not in message
+
+
 # --------------------------------------------------------------------------- registry / resolve
 
 def test_registry_from_module_picks_genotypes_only():
@@ -461,3 +492,17 @@ def test_resolve_broken_registry_entry():
                               [('skip_connect', 0), ('skip_connect', 1)], [2])}
     with pytest.raises(UserError, match="genotype 'BAD' in the registry is broken: normal cell, node 0"):
         resolve_arch('BAD', broken)
+
+
+# --------------------------------------------------------------------------- cell stacks
+
+def test_searches_without_a_normal_cell_are_refused():
+    assert [n for n in range(1, 9) if not has_normal_cell(n)] == [1, 2]
+    assert fewest_layers(has_normal_cell) == 3
+    assert fewest_layers(lambda n: len(set(reduction_layers(n))) == 2) == 2
+    for layers in 1, 2:
+        with pytest.raises(UserError, match=f'--layers {layers} has no normal cell.*'
+                                            '--layers 3 or more'):
+            check_search_layers(layers)
+    for layers in 3, 8, 20:
+        check_search_layers(layers)

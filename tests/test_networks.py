@@ -275,3 +275,17 @@ def test_auxiliary_head_on_too_small_maps_is_a_user_error():
     cfg = TrainConfig(C=8, layers=2, image_size=16, auxiliary=True)  # 4x4 maps after cell 1
     with pytest.raises(UserError, match="auxiliary head needs 8x8"):
         build_train_programs(cfg, G.DARTS_V2)
+
+
+def test_auxiliary_head_with_one_reduction_cell_blames_the_layer_count():
+    from darts_paddle.errors import UserError
+
+    # one cell is both reduction cells: its 16x16 maps are no image-size problem
+    for kind in "cifar", "imagenet":
+        with pytest.raises(UserError) as info:
+            build_network(kind, 8, 10, 1, True, G.DARTS_V2)
+        message = str(info.value)
+        assert message.startswith("--auxiliary: the auxiliary head reads the maps of the second")
+        assert "--layers 1 has one (cell 0): use --layers 2 or more" in message
+        assert "image" not in message
+    assert build_network("cifar", 8, 10, 2, True, G.DARTS_V2).aux_index == 1

@@ -82,11 +82,17 @@ def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, mo
     checkpoint = os.path.join(path, "checkpoint.npz")
     saved = open(checkpoint, "rb").read()
     capsys.readouterr()
+    # what saves killed by kill -9 leave; a resume clears them before anything else
+    for stale in "checkpoint.npz.a1b2c3d4.tmp", "history.json.tmp", "genotype.json.x_y_z_ab.tmp":
+        open(os.path.join(path, stale), "w").write("half")
+    kept = sorted(os.listdir(path))
 
     assert cli.run_main(train_search.main, [*args, "--layers", "5", "--resume", path]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--layers 5 (checkpoint: 3)" in err
     assert open(checkpoint, "rb").read() == saved
+    assert sorted(os.listdir(path)) == [n for n in kept if not n.endswith(".tmp")]
+    assert open(os.path.join(path, "log.txt")).read().splitlines()[-1].endswith(err.strip())
 
     open(checkpoint, "wb").write(saved[: len(saved) // 2])
     assert cli.run_main(train_search.main, [*args, "--resume", path]) == 2
@@ -156,7 +162,7 @@ def test_resume_alone_continues_with_the_runs_flags(fashion_root, tmp_path, monk
     assert cli.run_main(train_search.main, ["--resume", path, "--epochs", "2"]) == 0
     log = open(os.path.join(path, "log.txt")).read()
     assert "changed on resume: --epochs 2 (the run's: 1)" in log
-    args_line = log.split("changed on resume")[0].splitlines()[-1]  # the resumed run's
+    args_line = [line for line in log.splitlines() if "args = " in line][-1]  # the resumed run's
     assert "'layers': 3" in args_line and "'epochs': 2" in args_line
     history = json.load(open(os.path.join(path, "history.json")))
     assert [r["epoch"] for r in history] == [1, 2]
@@ -175,7 +181,8 @@ def test_diverged_search_stops_and_keeps_the_last_good_checkpoint(fashion_root, 
 
     monkeypatch.setattr(architect.Architect, "weight_step", diverging)
     assert cli.run_main(train_search.main, flags(fashion_root, "nan")) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.splitlines() if "Traceback" in line
+           or line.startswith("error: ")]  # the rest is progress bars
     assert len(err) == 1 and "diverged" in err[0] and "epoch 2 step 1" in err[0]
     assert "last good checkpoint" in err[0] and "--learning_rate" in err[0]
     path = run_dir("nan")
@@ -185,3 +192,16 @@ def test_diverged_search_stops_and_keeps_the_last_good_checkpoint(fashion_root, 
     text = open(os.path.join(path, "history.json")).read()
     records = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
     assert [r["epoch"] for r in records] == [1]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_search_without_a_normal_cell_is_refused_before_it_writes(layers, fashion_root,
+                                                                    tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = flags(fashion_root, "flat", "--layers", str(layers))
+    assert cli.run_main(train_search.main, argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --layers {layers} has no normal cell")
+    assert err[0].endswith("search with --layers 3 or more")
+    assert os.listdir(tmp_path) == []  # no run directory

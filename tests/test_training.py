@@ -258,14 +258,15 @@ def test_sigterm_mid_epoch_saves_and_resume_alone_continues_bit_identically(
     assert load_checkpoint(os.path.join(cut, "checkpoint.npz"))[1]["epoch"] == 3
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--arch", "DARTS_V9"], "unknown genotype 'DARTS_V9'"),
-    (["--dataset", "cifar100"], "CIFAR-100 not found"),
-    (["--eval_only", "--model_path", "nothing.npz"], "checkpoint nothing.npz does not exist"),
-    (["--resume", "no-such-run"], "cannot resume"),
+@pytest.mark.parametrize("argv,message,run_dir_made", [
+    (["--arch", "DARTS_V9"], "unknown genotype 'DARTS_V9'", True),
+    (["--dataset", "cifar100"], "CIFAR-100 not found", True),
+    (["--eval_only", "--model_path", "nothing.npz"], "checkpoint nothing.npz does not exist",
+     False),
+    (["--resume", "no-such-run"], "cannot resume", False),
 ])
-def test_user_mistakes_are_one_error_line(argv, message, cifar_root, tmp_path, monkeypatch,
-                                          capsys):
+def test_user_mistakes_are_one_error_line(argv, message, run_dir_made, cifar_root, tmp_path,
+                                          monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("darts_paddle.data.download.urllib.request.urlopen",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
@@ -273,6 +274,21 @@ def test_user_mistakes_are_one_error_line(argv, message, cifar_root, tmp_path, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert "Traceback" not in err[0]
+    # the run directory of a failed start says why in its log
+    logs = [open(log).read().splitlines()[-1] for log in glob.glob("eval-*/log.txt")]
+    assert [line.endswith(err[0]) for line in logs] == ([True] if run_dir_made else [])
+
+
+def test_resume_clears_stale_temporaries_and_logs_its_error(cifar_root, tmp_path, capsys):
+    run = tmp_path / "eval-x"
+    save_checkpoint(str(run / "checkpoint.npz"), {"w": np.zeros(1)}, {"format": "other"})
+    for stale in "checkpoint.npz.a1b2c3d4.tmp", "best.npz.x_y_z_ab.tmp":
+        (run / stale).write_bytes(b"half")
+    assert cli.run_main(train_script.main, ["--resume", str(run), "--data", cifar_root]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: checkpoint") and "not an evaluation-training checkpoint" in err
+    assert sorted(os.listdir(run)) == ["checkpoint.npz", "log.txt"]
+    assert (run / "log.txt").read_text().splitlines()[-1].endswith(err)
 
 
 def test_corrupt_checkpoint_for_eval_only(tmp_path, capsys):

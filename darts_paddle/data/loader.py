@@ -15,10 +15,11 @@ are skipped).
 Paddle 3.3 in static mode: DataLoader(return_list=True) with a custom batch sampler and
 collate_fn works; it yields a list of core DenseTensor per batch (not numpy), which
 np.array converts.  Placement is pinned to the CPU so a GPU build does not copy each
-batch to the device and back before the Executor feeds it.  Two defects are worked
-around: an exception while loading a sample is lost (see _Samples), and an abandoned
-iterator keeps its reader thread and workers until garbage collection, which made
-later worker forks hang now and then; each epoch's iterator is shut down explicitly.
+batch to the device and back before the Executor feeds it.  Three defects are worked
+around: an exception while loading a sample is lost (see _Samples); an abandoned
+iterator keeps its reader thread and workers until garbage collection, so each epoch's
+iterator is shut down explicitly; and workers that pass batches through shared memory
+hang now and then (see _iterate), so they pass numpy arrays.
 """
 
 import traceback
@@ -70,8 +71,8 @@ class _Samples:
 
 
 def _encode_failure(failure: _Failure):
-    # a 1-D image array marks the batch as a failure (not an empty one: paddle's shared
-    # memory transport rejects empty tensors); the labels carry the text
+    # a 1-D image array marks the batch as a failure (a batch's images are 4-D; not an
+    # empty array: Paddle's transports have rejected empty tensors); the labels carry the text
     text = ("U" if failure.user else "E") + failure.text
     return np.zeros(1, np.float32), np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
@@ -173,10 +174,14 @@ class BatchLoader:
 
         sampler = _EpochBatches(self.batches)
         sampler.epoch, sampler.start = epoch, start
+        # no shared memory: a worker would move each batch into it from its queue's feeder
+        # thread, a thread born after the fork, whose first Paddle free registers with a
+        # lock the fork may have copied locked (the "hang now and then"); pickled numpy
+        # arrays touch no Paddle code outside the worker's main thread
         loader = paddle.io.DataLoader(
             _Samples(self.dataset, self.transform, self.seed), batch_sampler=sampler,
             collate_fn=_collate, num_workers=self.num_workers, return_list=True,
-            places=paddle.CPUPlace(), use_shared_memory=self.num_workers > 0)
+            places=paddle.CPUPlace(), use_shared_memory=False)
         batches = iter(loader)
         try:
             for images, labels in batches:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 from .eval_ops import make_op
-from ..genotype import reduction_layers, validate_genotype
+from ..genotype import fewest_layers, reduction_layers, validate_genotype
 from .ops import BatchNorm, FactorizedReduce, ReLUConvBN, conv
 from ..paddle_static import F, paddle
 from .params import ParamStore, StatsStore
@@ -126,6 +126,13 @@ class _Network:
         self.aux_params = ParamStore(AUX_PREFIX) if auxiliary else None
         self.aux_stats = StatsStore(AUX_BN_PREFIX) if auxiliary else None
         self.aux_index = reduction_layers(layers)[1]  # the head reads the second reduction cell
+        if auxiliary and len(set(reduction_layers(layers))) < 2:
+            # its maps are then halved once, not twice: blaming the image size would mislead
+            twice = fewest_layers(lambda n: len(set(reduction_layers(n))) == 2)
+            raise UserError(f"--auxiliary: the auxiliary head reads the maps of the second of "
+                            f"two reduction cells, and --layers {layers} has one (cell "
+                            f"{self.aux_index}): use --layers {twice} or more, or train without "
+                            "--auxiliary")
 
     def _build_cells(self, C_pp, C_p, C_curr, reduction_prev):
         self.cells = []

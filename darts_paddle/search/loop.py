@@ -16,7 +16,6 @@ epoch, index), so `--resume DIR` continues exactly, with the run's own flags
 good checkpoint stays, no genotype is written.
 """
 
-import contextlib
 import logging
 import os
 import time
@@ -26,12 +25,13 @@ import numpy as np
 from .. import cli, data, distributed
 from ..distributed import SINGLE
 from ..errors import UserError
-from ..genotype import (CELLS, format_genotype, genotype_from_json, genotype_to_json,
-                        save_genotype_json)
+from ..genotype import (CELLS, check_search_layers, format_genotype, genotype_from_json,
+                        genotype_to_json, save_genotype_json)
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..stop import StopRequest
 from ..state import search_state as state
+from ..state.atomic import remove_stale_temporaries
 from . import collapse
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
@@ -180,14 +180,14 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
                 world=SINGLE):
     """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
     returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
-    `stop.requested` (stop None: never)."""
+    `stop.requested`."""
     eta = programs.lr_scheduler()
     losses, accs = list(done["losses"]), list(done["accs"])
     first = len(losses)
     bar = epoch_bar(train_loader, epoch, args.max_steps, f"epoch {epoch + 1}/{args.epochs} search",
                     start=first, disable=not world.is_main)
     for step, train_batch in enumerate(bar, first):
-        if stop is not None and stop.requested:
+        if stop.requested:
             break
         tic = time.time()
         valid_loss, _ = architect.step(train_batch, next(valid_batches), eta)
@@ -250,18 +250,20 @@ def main(args, given):
             raise UserError(f"--resume {args.resume}: no such directory; pass the "
                             "search-EXP-DATE directory of the run to continue")
         args.save = args.resume
+        cli.setup_process_logging(args.save, world.is_main)  # a refused resume logs why too
+        if world.is_main:
+            remove_stale_temporaries(args.save)  # what a killed save left behind
         resumed = state.load_state(args, given)
     method_of(args)  # contradictory method flags fail before anything is written
     if args.early_stop_eigen and not args.eigen_batches:
         raise UserError("--early_stop_eigen watches the Hessian eigenvalue, which "
                         "--eigen_batches 0 turns off: give --eigen_batches 1 or more")
     distributed.check_batch_size(args.batch_size, world)
-    if world.is_main:
-        if not args.resume:
+    if not args.resume:
+        check_search_layers(args.layers)
+        if world.is_main:
             cli.make_save_dir(args, "search")
-        cli.setup_logging(args.save)
-    else:  # the other processes only report problems
-        cli.setup_logging(console_level=logging.WARNING)
+        cli.setup_process_logging(args.save, world.is_main)
     log.info("args = %s", vars(args))  # the values that run (a resumed run's own)
     for change in resumed[2] if resumed else ():
         log.info("changed on resume: %s", change)
@@ -290,7 +292,7 @@ def run(args, resumed=None, world=SINGLE):
     Under paddle.distributed.launch every process takes its part of each batch and the
     programs average the gradients, so weights, alphas and optimizer buffers stay
     bit-identical across processes; rank 0 alone logs and writes files, and a signal stops
-    every process at once (processes stopping at different steps would wait forever)."""
+    every process at once (stop.py)."""
     spec = data.get_spec(args.dataset)
     initial = state.read_initial_state(args.init_from) if args.init_from else None
     if initial:
@@ -312,7 +314,7 @@ def run(args, resumed=None, world=SINGLE):
     valid_batches = data.endless_batches(valid_loader, *position)
     stopped = None
     try:
-        with (StopRequest() if not world.distributed else contextlib.nullcontext()) as stop:
+        with StopRequest(active=not world.distributed) as stop:
             while epoch < args.epochs:
                 knobs = architect.set_epoch(epoch, args.epochs)
                 if not done["losses"]:
@@ -321,7 +323,7 @@ def run(args, resumed=None, world=SINGLE):
                     log_architecture(architecture(programs, runner, args.max_skip))
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
                                            valid_batches, done, stop, world)
-                if stop is not None and stop.requested:
+                if stop.requested:
                     state.save_state(args, programs, runner, epoch,
                                      {"losses": losses, "accs": accs}, valid_batches)
                     log.info("saved; continue with  python train_search.py --resume %s", args.save)

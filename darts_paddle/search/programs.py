@@ -115,7 +115,10 @@ def _forward(net, shared, arch, cfg, training):
     loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
     if extra is not None and training:
         loss = loss + extra
-    acc = paddle.metric.accuracy(logits, paddle.unsqueeze(y, 1), k=1)
+    # the share of top-1 hits, in cfg.dtype: paddle.metric.accuracy's output is declared
+    # float64 in a float64 program but holds float32, which an op reading it (the mean over
+    # processes) rejects
+    acc = paddle.mean(paddle.cast(paddle.equal(paddle.argmax(logits, axis=1), y), cfg.dtype))
     return banks, list(arch_vars.values()), ["x", "y", *knobs], loss, acc
 
 

@@ -1,19 +1,17 @@
-"""Checkpoints: {name: numpy array} plus JSON metadata, in one .npz file written atomically.
-
-The file is written to a temporary name in the same directory and renamed into place
-(os.replace), so a run killed while saving leaves the previous checkpoint intact, never half
-a file.  Metadata travel as a JSON string in the array `__meta__`; nothing is pickled, so
-loading a checkpoint cannot run code.  Any unreadable file is a UserError naming it.
+"""Checkpoints: {name: numpy array} plus JSON metadata, in one .npz file written atomically
+(atomic.py: a run killed or out of disk while saving leaves the previous checkpoint
+intact, never half a file).  Metadata travel as a JSON string in the array `__meta__`;
+nothing is pickled, so loading a checkpoint cannot run code.  Any unreadable file is a UserError naming it.
 Generic on purpose: evaluation training and the search store different things in it.
 """
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .atomic import write_atomic
 from ..errors import UserError
 
 META_KEY = "__meta__"
@@ -23,21 +21,9 @@ def save_checkpoint(path, arrays, meta):
     """Write `arrays` ({name: array}) and `meta` (JSON-serialisable dict) to `path`."""
     if META_KEY in arrays:
         raise ValueError(f"{META_KEY!r} is reserved for the metadata")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{META_KEY: np.array(json.dumps(meta))},
-                     **{name: np.asarray(value) for name, value in arrays.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda f: np.savez(
+        f, **{META_KEY: np.array(json.dumps(meta))},
+        **{name: np.asarray(value) for name, value in arrays.items()}))
 
 
 def load_checkpoint(path):

@@ -331,7 +331,7 @@ def _print_next_steps(out, t):
         print(f"search from it:  python train_search.py --init_from {out} --dataset {t.dataset} "
               f"--init_channels {t.C} --layers {t.layers}")
         return
-    script = "train_imagenet.py" if t.kind == "imagenet" else "train.py"
+    script = train_state.script_for(t.kind)
     shape = f"--dataset {t.dataset} --init_channels {t.C} --layers {t.layers}"
     print(f"evaluate:  python {script} --eval_only --model_path {out} --data DATA")
     print(f"fine-tune: python {script} --init_from {out} {shape}"

@@ -6,6 +6,7 @@ import json
 import os
 
 from .. import data
+from .atomic import write_atomic
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
 from .resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
@@ -124,11 +125,10 @@ def init_state(programs, runner, arrays, path):
 
 
 def write_history(save_dir, history):
-    """history.json: one record per epoch, rewritten atomically."""
-    path = os.path.join(save_dir, HISTORY)
-    with open(path + ".tmp", "w") as f:
-        json.dump(history, f, indent=1)
-    os.replace(path + ".tmp", path)
+    """history.json: one record per epoch, rewritten atomically; strict JSON (a non-finite
+    number is a bug: the loop stops a diverged search before it records the epoch)."""
+    write_atomic(os.path.join(save_dir, HISTORY),
+                 lambda f: json.dump(history, f, indent=1, allow_nan=False), mode="w")
 
 
 def read_history(save_dir, epochs):

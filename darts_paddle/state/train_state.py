@@ -140,12 +140,16 @@ def _init_genotype(args, meta, path):
     return genotype
 
 
+def script_for(kind):
+    """The script that trains a network of `kind` ("cifar" or "imagenet")."""
+    return "train_imagenet.py" if kind == "imagenet" else "train.py"
+
+
 def _init_mismatches(cfg, theirs):
     """Flags of this run that contradict the network stored in a checkpoint."""
     if theirs["kind"] != cfg.kind:
-        script = "train_imagenet.py" if theirs["kind"] == "imagenet" else "train.py"
         return [f"it holds a{'n ImageNet' if theirs['kind'] == 'imagenet' else ' CIFAR'} "
-                f"network: train it with {script}"]
+                f"network: train it with {script_for(theirs['kind'])}"]
     wrong = [f"--{flag} {theirs[field]} (not {getattr(cfg, field)})"
              for field, flag in (("C", "init_channels"), ("layers", "layers"))
              if theirs[field] != getattr(cfg, field)]

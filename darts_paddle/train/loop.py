@@ -12,7 +12,6 @@ the file, shows progress, evaluates on the whole test set (the others wait) and 
 checkpoints.  A run can be resumed with any number of processes that divides --batch_size.
 """
 
-import contextlib
 import logging
 import os
 import time
@@ -30,7 +29,8 @@ from ..nets.networks import build_network, drop_path_masks
 from ..progress import epoch_bar
 from ..runner import Runner
 from ..state import train_state as state
-from ..stop import StopRequest
+from ..state.atomic import remove_stale_temporaries
+from ..stop import NEVER, StopRequest
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -130,7 +130,7 @@ class Meter:
 
 
 def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, meter=None,
-                stop=None):
+                stop=NEVER):
     """The SGD steps of one epoch from step `start` (`meter` holds those before); stops
     after a whole step once `stop.requested`.  Returns (the meter, the step it stopped
     before, or None when the epoch is complete)."""
@@ -140,7 +140,7 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, me
     bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{cfg.epochs} train",
                     start=start, disable=not world.is_main)
     for step, (x, y) in enumerate(bar, start):
-        if stop is not None and stop.requested:
+        if stop.requested:
             bar.close()
             return meter, step
         feed = dict(x=x, y=y)
@@ -207,11 +207,7 @@ def save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, step, mete
         args, programs.config, genotype, epoch, best, last["test_acc"], last["train_acc"],
         step=step, meter=meter.state()))
     log.info("stopped after step %d of epoch %d: saved; continue with  python %s --resume %s",
-             step, epoch + 1, script_name(programs.config), save_dir)
-
-
-def script_name(cfg):
-    return "train_imagenet.py" if cfg.kind == "imagenet" else "train.py"
+             step, epoch + 1, state.script_for(programs.config.kind), save_dir)
 
 
 def train(args, kind, save_dir, world=SINGLE, given=()):
@@ -244,9 +240,7 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
     if world.distributed:
         distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
         broadcast_state(programs, runner)
-    # a signal stops after the step in one process; processes that stopped at different
-    # steps would wait for each other forever, so under launch it stops at once (stop.py)
-    with (StopRequest() if not world.distributed else contextlib.nullcontext()) as stop:
+    with StopRequest(active=not world.distributed) as stop:
         for epoch in range(start, cfg.epochs):
             log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, programs.lr_scheduler(),
                      drop_prob_at(cfg, epoch))
@@ -264,9 +258,9 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
                                        best, train_acc, genotype)
             else:
                 programs.lr_scheduler.step()
-            if stop is not None and stop.requested:
-                log.info("saved; continue with  python %s --resume %s", script_name(cfg),
-                         save_dir)
+            if stop.requested:
+                log.info("saved; continue with  python %s --resume %s",
+                         state.script_for(cfg.kind), save_dir)
                 stop.stop()
             if epoch + 1 < cfg.epochs:  # the others wait while rank 0 evaluates and saves
                 distributed.barrier(world, f"epoch-{epoch + 1}")
@@ -323,10 +317,9 @@ def main(args, kind, given=()):
             raise UserError(f"cannot resume: {path} does not exist; pass a checkpoint.npz or "
                             "the run directory holding one")
         save_dir = os.path.dirname(os.path.abspath(path))
+        if world.is_main:  # the one process that writes there
+            remove_stale_temporaries(save_dir)  # what a killed save left behind
     else:
         save_dir = cli.make_save_dir(args, "eval") if world.is_main else None
-    if world.is_main:
-        cli.setup_logging(save_dir)
-    else:  # the other processes only report problems
-        cli.setup_logging(console_level=logging.WARNING)
+    cli.setup_process_logging(save_dir, world.is_main)
     return train(args, kind, save_dir, world, given)
