@@ -9,12 +9,13 @@ when a run resumes.  Needs neither numpy nor Paddle: genotype.py (numpy only) us
 import contextlib
 import os
 import re
-import tempfile
+import secrets
 
 from ..errors import UserError
 
-# The temporaries of our .npz and .json files: NAME.XXXXXXXX.tmp from mkstemp (8 characters
-# of its alphabet), and history.json.tmp, which runs wrote before they used write_atomic.
+# The temporaries of our .npz and .json files: NAME.XXXXXXXX.tmp (8 hex digits now, 8
+# characters of mkstemp's alphabet before), and history.json.tmp, which runs wrote before
+# they used write_atomic.
 _TEMPORARY = re.compile(r".+\.(npz|json)(\.[a-z0-9_]{8})?\.tmp")
 
 
@@ -28,8 +29,11 @@ def write_atomic(path, write, mode="wb"):
     tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=directory)
+        name = os.path.join(directory, f"{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+        # created as open() creates files (0666 less the umask), not mkstemp's 0600: the
+        # temporary becomes the file, whose mode users expect of a file they wrote
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        tmp = name  # ours to remove from here on
         with open(fd, mode) as f:
             write(f)
             f.flush()
