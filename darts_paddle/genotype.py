@@ -109,6 +109,14 @@ def _flatten_ops(cell, ops):
     return flat
 
 
+def _suggestion(text, names):
+    """The hint " (did you mean 'DARTS_V2'?)" for 'darts_v2' or 'DARTS_V3' among `names`,
+    ignoring case; "" when nothing is close."""
+    by_folded = {name.casefold(): name for name in names}
+    close = difflib.get_close_matches(text.casefold(), list(by_folded), n=1)
+    return f" (did you mean '{by_folded[close[0]]}'?)" if close else ""
+
+
 def validate_cell(cell, ops, concat, known_ops=KNOWN_OPS):
     """Check one cell's ops and concat; return them as ([(str, int), ...], [int, ...]).
 
@@ -127,9 +135,8 @@ def validate_cell(cell, ops, concat, known_ops=KNOWN_OPS):
                             "pair like ('sep_conv_3x3', 0)")
         op, j = str(item[0]), int(item[1])
         if op not in known_ops:
-            hint = difflib.get_close_matches(op, known_ops, n=1)
-            hint = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise UserError(f"{cell} cell, node {node}: unknown op '{op}'{hint}; "
+            raise UserError(f"{cell} cell, node {node}: unknown op '{op}'"
+                            f"{_suggestion(op, known_ops)}; "
                             f"known ops: {', '.join(known_ops)}")
         if not 0 <= j < node + 2:
             raise UserError(f"{cell} cell, node {node}: input index {j} out of range; node {node} "
@@ -511,7 +518,6 @@ def resolve_arch(text, registry=None):
         if not os.path.isfile(text):
             raise UserError(f"genotype file {text} does not exist; check the path")
         return load_genotype_json(text)
-    close = difflib.get_close_matches(text, list(registry), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = _suggestion(text, registry)
     raise UserError(f"unknown genotype '{text}'{hint}; known: {', '.join(sorted(registry))} "
                     "(or pass a Genotype(...) literal or a path to a genotype JSON)")
