@@ -14,6 +14,9 @@ from .errors import UserError
 from .stop import handle_signals
 
 DATASETS = ("cifar10", "cifar100", "svhn", "fashion_mnist")
+DATASETS_AND_FOLDER = DATASETS + ("folder",)  # train_search.py and train.py read folders too
+SAVE_HELP = ("NAME or DIR/NAME: the run goes to DIR/{kind}-NAME-DATE, DIR being the current "
+             "directory for a NAME alone")
 LOGGER = "darts_paddle"  # the parent of every module's logger
 
 
@@ -38,6 +41,14 @@ def positive_float(text):
     return value
 
 
+def image_size(text):
+    value = int(text)
+    # the networks halve it twice, and FactorizedReduce needs even maps each time
+    if value < 4 or value % 4:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 4, got {text}")
+    return value
+
+
 def fraction(text):
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -50,7 +61,7 @@ def search_parser():
         description="DARTS architecture search on Paddle static graph",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default="./data", help="location of the data corpus")
-    p.add_argument("--dataset", default="cifar10", choices=DATASETS)
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS_AND_FOLDER)
     p.add_argument("--batch_size", type=positive_int, default=64)
     p.add_argument("--learning_rate", type=float, default=0.025, help="init weight lr")
     p.add_argument("--learning_rate_min", type=float, default=0.001, help="min weight lr")
@@ -62,7 +73,7 @@ def search_parser():
     p.add_argument("--layers", type=positive_int, default=8, help="total number of cells")
     p.add_argument("--cutout", action="store_true", default=False)
     p.add_argument("--cutout_length", type=positive_int, default=16)
-    p.add_argument("--save", default="EXP", help="experiment name (search-NAME-DATE)")
+    p.add_argument("--save", default="EXP", help=SAVE_HELP.format(kind="search"))
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--grad_clip", type=float, default=5.0)
     p.add_argument("--train_portion", type=fraction, default=0.5)
@@ -78,9 +89,27 @@ def search_parser():
     p.add_argument("--init_from", default=None, metavar="PATH",
                    help="start from the weights, BN statistics and alphas of a converted "
                         "PyTorch supernet (convert_torch --search) or of a search checkpoint")
+    folder_flags(p)
     _method_flags(p)
     _collapse_flags(p)
     return p
+
+
+def folder_flags(p):
+    """Your own images (data/folder.py); what the images give is recorded with the run."""
+    from .data.folder import DEFAULT_IMAGE_SIZE
+
+    g = p.add_argument_group("your own images: --dataset folder --data DIR, with "
+                             "DIR/train/<class>/* and DIR/val/<class>/*")
+    g.add_argument("--image_size", type=image_size, default=DEFAULT_IMAGE_SIZE,
+                   help="side of the square each image is resized (shorter side) and "
+                        "centre-cropped to; a multiple of 4")
+    g.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                   help="per channel mean of the pixels on [0, 1]; when not given, computed "
+                        "from the training images (either way stored with the run)")
+    g.add_argument("--std", type=positive_float, nargs="+", default=None, metavar="S",
+                   help="per channel standard deviation, likewise")
+    p.set_defaults(classes=None, in_channels=None)  # recorded by data.run_spec
 
 
 def _collapse_flags(p):
@@ -159,9 +188,19 @@ def given_flags(parser, argv=None):
 
 
 def make_save_dir(args, kind):
-    """search-EXP-20261123-201500, as the original; never reuses an existing directory."""
-    path = f"{kind}-{args.save}-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.makedirs(path, exist_ok=False)
+    """--save NAME: ./search-NAME-20261123-201500, as the original; --save DIR/NAME:
+    DIR/search-NAME-20261123-201500 (DIR created if need be).  Never reuses an existing
+    directory."""
+    parent, name = os.path.split(args.save)
+    if not name:
+        raise UserError(f"--save {args.save} names no run: give NAME or DIR/NAME (the run "
+                        f"goes to DIR/{kind}-NAME-DATE)")
+    path = os.path.join(parent, f"{kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.makedirs(path, exist_ok=False)
+    except OSError as exc:
+        raise UserError(f"cannot create the run directory {path}: {exc.strerror}; pick "
+                        "another --save") from None
     args.save = path
     return path
 

@@ -7,7 +7,12 @@ import numpy as np
 
 from darts_paddle.errors import UserError
 
+from .folder import DEFAULT_IMAGE_SIZE, folder_spec
+from .folder import NAME as FOLDER
 from .specs import DatasetSpec, get_spec
+
+# what a run on --dataset folder records beside --data (run_spec)
+FOLDER_FLAGS = ("image_size", "classes", "in_channels", "mean", "std")
 
 
 @dataclass
@@ -44,9 +49,9 @@ class ImageListDataset:
         return len(self.labels)
 
     def load(self, index: int):
-        from .imagenet import open_rgb
+        from .folder import open_image
 
-        return open_rgb(self.paths[index]), self.labels[index]
+        return open_image(self.paths[index], "RGB"), self.labels[index]
 
 
 def _reader(name):
@@ -60,18 +65,47 @@ def _reader(name):
     if name == "fashion_mnist":
         from .fashion_mnist import load_fashion_mnist
         return load_fashion_mnist
+    if name == FOLDER:
+        from .folder import load_folder
+        return load_folder
     from .imagenet import load_imagenet
     return load_imagenet
 
 
-def load_dataset(name: str, root: str, train: bool, download: bool = True):
-    """The train (train=True) or test/val split of data set `name` found under `root`."""
-    spec = get_spec(name)
+def load_dataset(spec, root: str, train: bool, download: bool = True):
+    """The train (train=True) or test/val split of data set `spec` (a DatasetSpec, or the
+    name of a built-in one) found under `root`."""
+    if isinstance(spec, str):
+        spec = get_spec(spec)
     if spec.in_memory:
-        images, labels = _reader(name)(spec, root, train, download)
+        images, labels = _reader(spec.name)(spec, root, train, download)
         return ArrayDataset(spec, train, images, labels)
-    paths, labels, num_classes = _reader(name)(spec, root, train, download)
+    paths, labels, num_classes = _reader(spec.name)(spec, root, train, download)
     return ImageListDataset(spec, train, paths, labels, num_classes)
+
+
+def run_spec(args):
+    """The DatasetSpec of a run's flags (an argparse namespace, or a checkpoint's flags in
+    one).  For --dataset folder, what the run has not recorded yet (a new run: class names,
+    channels, mean and std) is read from the images and recorded in `args`, so that the
+    checkpoint keeps it and --resume and --eval_only see the data as the run did."""
+    flags = {k: getattr(args, k, None) for k in FOLDER_FLAGS}
+    if args.dataset != FOLDER:
+        spec = get_spec(args.dataset)
+        if flags["image_size"] not in (None, spec.image_size):
+            raise UserError(f"--image_size {flags['image_size']}: {spec.title} images are "
+                            f"{spec.image_size}x{spec.image_size}; --image_size is for "
+                            "--dataset folder")
+        if flags["mean"] is not None or flags["std"] is not None:
+            raise UserError(f"--mean/--std are for --dataset folder; {spec.title} is "
+                            "normalised with its published statistics: drop them")
+        return spec
+    flags["image_size"] = flags["image_size"] or DEFAULT_IMAGE_SIZE
+    spec = folder_spec(args.data, **flags)
+    args.image_size, args.classes = spec.image_size, list(spec.classes)
+    args.in_channels = spec.in_channels
+    args.mean, args.std = list(spec.mean), list(spec.std)
+    return spec
 
 
 def search_split(n: int, train_portion: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
@@ -95,18 +129,30 @@ class Description:
     shape: Tuple[int, int, int]    # C, H, W the network sees
     num_classes: int
     counts: List[int]
+    classes: Tuple[str, ...] = ()  # a folder's, with its mean and std
+    mean: Tuple[float, ...] = ()
+    std: Tuple[float, ...] = ()
 
     def __str__(self) -> str:
         c, h, w = self.shape
-        return (f"{self.name} {self.split}: {self.size} images {c}x{h}x{w}, "
+        text = (f"{self.name} {self.split}: {self.size} images {c}x{h}x{w}, "
                 f"{self.num_classes} classes, counts {self.counts}")
+        if self.classes:
+            text += (f"; classes {', '.join(self.classes)}; mean {_rounded(self.mean)} "
+                     f"std {_rounded(self.std)}")
+        return text
+
+
+def _rounded(values):
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
 def describe(dataset) -> Description:
     spec = dataset.spec
     counts = np.bincount(dataset.labels, minlength=dataset.num_classes)
     return Description(
-        name=spec.name, split="train" if dataset.train else ("test" if spec.in_memory else "val"),
+        name=spec.name, split="train" if dataset.train else spec.eval_split,
         size=len(dataset),
         shape=(spec.in_channels, spec.image_size, spec.image_size),
-        num_classes=dataset.num_classes, counts=[int(c) for c in counts])
+        num_classes=dataset.num_classes, counts=[int(c) for c in counts],
+        classes=spec.classes, mean=spec.mean, std=spec.std)

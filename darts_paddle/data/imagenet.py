@@ -10,9 +10,9 @@ import numpy as np
 
 from darts_paddle.errors import UserError
 
-_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+from .folder import SPLITS, class_folders, image_files
+
 _LIST_FILES = {True: "train_list.txt", False: "val_list.txt"}
-_FOLDERS = {True: "train", False: "val"}
 
 
 def _layouts_help(root: str) -> str:
@@ -23,25 +23,23 @@ def _layouts_help(root: str) -> str:
 
 def _class_names(root: str):
     """Class folders of train/ (falling back to val/), so both splits share one labelling."""
-    for split in ("train", "val"):
+    for split in SPLITS.values():
         folder = os.path.join(root, split)
         if os.path.isdir(folder):
-            return sorted(e.name for e in os.scandir(folder) if e.is_dir())
+            return class_folders(folder)
     return []
 
 
 def _read_folder(root: str, train: bool):
     classes = _class_names(root)
-    folder = os.path.join(root, _FOLDERS[train])
+    folder = os.path.join(root, SPLITS[train])
     paths, labels = [], []
     for label, name in enumerate(classes):
         class_dir = os.path.join(folder, name)
-        if not os.path.isdir(class_dir):
-            continue
-        for file in sorted(os.listdir(class_dir)):
-            if file.lower().endswith(_EXTENSIONS):
-                paths.append(os.path.join(class_dir, file))
-                labels.append(label)
+        if os.path.isdir(class_dir):
+            files = image_files(class_dir)
+            paths += files
+            labels += [label] * len(files)
     return paths, labels, len(classes)
 
 
@@ -75,22 +73,12 @@ def load_imagenet(spec, root: str, train: bool, download: bool):
     if os.path.isfile(list_path):
         paths, labels = _read_list(root, list_path)
         num_classes = _list_classes(root, train, labels) if labels else 0
-    elif os.path.isdir(os.path.join(root, _FOLDERS[train])):
+    elif os.path.isdir(os.path.join(root, SPLITS[train])):
         paths, labels, num_classes = _read_folder(root, train)
     else:
-        raise UserError(f"ImageNet {_FOLDERS[train]} split not found. " + _layouts_help(root))
+        raise UserError(f"ImageNet {SPLITS[train]} split not found. " + _layouts_help(root))
     if not paths:
-        raise UserError(f"ImageNet {_FOLDERS[train]} split under {root} holds no images. "
+        raise UserError(f"ImageNet {SPLITS[train]} split under {root} holds no images. "
                         + _layouts_help(root))
     return paths, np.asarray(labels, dtype=np.int64), num_classes
 
-
-def open_rgb(path: str):
-    """Decode one image; a broken file is named so the user can replace it."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(f"image {path} cannot be decoded ({exc}): replace or remove it") from exc

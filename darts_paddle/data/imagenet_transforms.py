@@ -80,12 +80,14 @@ class ImageNetEval(Normalize):
         self.size, self.resize = size, resize
 
     def __call__(self, img: Image.Image, rng=None) -> np.ndarray:
-        w, h = img.size
-        short = min(w, h)
-        new_w, new_h = (self.resize, int(self.resize * h / w)) if w == short \
-            else (int(self.resize * w / h), self.resize)
-        img = img.resize((new_w, new_h), Image.BILINEAR)
-        left = int(round((new_w - self.size) / 2.0))
-        top = int(round((new_h - self.size) / 2.0))
-        img = img.crop((left, top, left + self.size, top + self.size))
-        return self.array(np.asarray(img))
+        return self.array(np.asarray(resize_centre_crop(img, self.size, self.resize)))
+
+
+def resize_centre_crop(img: Image.Image, size: int, resize: int) -> Image.Image:
+    """Shorter side to `resize` (bilinear), then the centre `size` x `size` square."""
+    w, h = img.size
+    new_w, new_h = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+    img = img.resize((new_w, new_h), Image.BILINEAR)
+    left = int(round((new_w - size) / 2.0))
+    top = int(round((new_h - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))

@@ -25,6 +25,8 @@ class DatasetSpec:
     # 1 or 2, the workers' IPC outweighing the work), far below a search step, so no
     # workers; ImageNet decodes JPEGs per sample and gets 2.
     default_workers: int = 0
+    classes: Tuple[str, ...] = ()  # class names, where the data name them (folder)
+    eval_split: str = "test"       # the name of the split train.py evaluates on
 
     def url(self, filename: str) -> Optional[str]:
         return self.urls.get(filename)
@@ -82,7 +84,7 @@ SPECS: Dict[str, DatasetSpec] = {
     "imagenet": DatasetSpec(
         name="imagenet", title="ImageNet", num_classes=1000, in_channels=3, image_size=224,
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-        files=(), in_memory=False, default_workers=2,
+        files=(), in_memory=False, default_workers=2, eval_split="val",
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Per-sample augmentation for the 32x32 in-memory sets (CIFAR, SVHN, Fashion-MNIST).
+"""Per-sample augmentation for the in-memory sets (CIFAR, SVHN, Fashion-MNIST, folders).
 
 A transform is `transform(image, rng) -> float32 [C, H, W]`: every random choice comes
 from the `rng` it is handed (the loader derives it from (seed, epoch, index)), never from
@@ -50,4 +50,6 @@ def build_transform(spec, train: bool, cutout_length: int = 0):
         return (ImageNetTrain if train else ImageNetEval)(spec.mean, spec.std, spec.image_size)
     if not train:
         return Normalize(spec.mean, spec.std)
-    return PadCropFlip(spec.mean, spec.std, pad=4, flip=spec.flip, cutout_length=cutout_length)
+    # 4 pixels on CIFAR's 32, as the original; in proportion on other sizes (folders)
+    return PadCropFlip(spec.mean, spec.std, pad=spec.image_size // 8, flip=spec.flip,
+                       cutout_length=cutout_length)

@@ -102,8 +102,8 @@ class AuxiliaryHead:
         if size < 5 or (size - 5) // self.pool_stride + 1 != 2:
             raise UserError(f"the auxiliary head needs {8 if self.pool_stride == 3 else 7}x"
                             f"{8 if self.pool_stride == 3 else 7} feature maps, the images give "
-                            f"{size}x{size}: use 32x32 (CIFAR) / 224x224 (ImageNet) images or "
-                            "train without --auxiliary")
+                            f"{size}x{size}: use 32x32 (CIFAR, --image_size 32 for a folder) / "
+                            "224x224 (ImageNet) images or train without --auxiliary")
         h = F.avg_pool2d(F.relu(x), 5, self.pool_stride, 0, exclusive=True)
         h = F.relu(self.bn_128(conv(h, self.conv_128), ctx))
         h = conv(h, self.conv_768)

@@ -53,7 +53,7 @@ def method_of(args):
 def make_loaders(args, spec, world=SINGLE):
     """The two halves of the training set: weights learn on one, alphas on the other; each
     process takes its part of every batch (distributed.py)."""
-    dataset = data.load_dataset(args.dataset, args.data, train=True)
+    dataset = data.load_dataset(spec, args.data, train=True)
     log.info("%s", data.describe(dataset))
     train_idx, valid_idx = data.search_split(len(dataset.labels), args.train_portion)
     # both halves use the training transform, as the original
@@ -293,7 +293,7 @@ def run(args, resumed=None, world=SINGLE):
     programs average the gradients, so weights, alphas and optimizer buffers stay
     bit-identical across processes; rank 0 alone logs and writes files, and a signal stops
     every process at once (stop.py)."""
-    spec = data.get_spec(args.dataset)
+    spec = data.run_spec(args)
     initial = state.read_initial_state(args.init_from) if args.init_from else None
     if initial:
         state.check_initial_shape(args, spec, initial[1], args.init_from)

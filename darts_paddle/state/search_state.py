@@ -2,6 +2,7 @@
 parameters, both optimizers' buffers, epoch, data positions), the checks before `--resume`
 and `--init_from`, and history.json (one record per epoch)."""
 
+import argparse
 import json
 import os
 
@@ -26,7 +27,7 @@ RUN_FLAGS = ("data", "dataset", "batch_size", "learning_rate", "learning_rate_mi
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
              "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS,
              "eigen_batches", "eigen_iterations", "early_stop_eigen", "early_stop_window",
-             "early_stop_threshold", "early_stop_start", "max_skip")
+             "early_stop_threshold", "early_stop_start", "max_skip", *data.FOLDER_FLAGS)
 
 
 def save_state(args, programs, runner, epoch, done, valid_batches, early_stop=None):
@@ -94,7 +95,8 @@ def read_initial_state(path):
     if meta.get("format") == WEIGHTS_FORMAT:
         return arrays, meta["config"]
     if meta.get("format") == FORMAT:
-        flags, spec = meta["flags"], data.get_spec(meta["flags"]["dataset"])
+        flags = meta["flags"]
+        spec = data.run_spec(argparse.Namespace(**flags))
         return arrays, dict(C=flags["init_channels"], layers=flags["layers"],
                             num_classes=spec.num_classes, in_channels=spec.in_channels)
     raise UserError(f"{path} holds no search network (format {meta.get('format')!r}); pass a "

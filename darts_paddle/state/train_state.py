@@ -12,6 +12,7 @@ import logging
 import os
 
 from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from ..data import FOLDER_FLAGS
 from .resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
@@ -24,7 +25,7 @@ LAST, BEST = "checkpoint.npz", "best.npz"
 # flags that change what a run computes (beside the config's), and where its data are: a
 # resumed run takes them from its checkpoint
 RUN_FLAGS = ("data", "dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps",
-             "arch", "init_from")
+             "arch", "init_from", *FOLDER_FLAGS)
 DEFAULT_ARCH = "DARTS"
 
 

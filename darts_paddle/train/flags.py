@@ -4,7 +4,7 @@
 
 import argparse
 
-from ..cli import DATASETS, positive_int
+from ..cli import DATASETS, DATASETS_AND_FOLDER, SAVE_HELP, folder_flags, positive_int
 
 
 def _probability(text):
@@ -30,7 +30,7 @@ def _common(p, d):
     p.add_argument("--auxiliary", action="store_true", default=False, help="use auxiliary tower")
     p.add_argument("--auxiliary_weight", type=float, default=0.4, help="weight for auxiliary loss")
     p.add_argument("--drop_path_prob", type=_probability, default=d["drop_path_prob"])
-    p.add_argument("--save", default="EXP", help="experiment name (eval-NAME-DATE)")
+    p.add_argument("--save", default="EXP", help=SAVE_HELP.format(kind="eval"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch", default=None,
                    help="genotype: a name in genotypes.py, a Genotype(...) literal or a JSON path "
@@ -54,11 +54,12 @@ def _common(p, d):
 def train_parser():
     p = argparse.ArgumentParser(description="Train a DARTS network on CIFAR-10 (Paddle static)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _common(p, dict(data="./data", dataset="cifar10", datasets=DATASETS, batch_size=96,
-                    learning_rate=0.025, weight_decay=3e-4, report_freq=50, epochs=600,
-                    init_channels=36, layers=20, drop_path_prob=0.2))
+    _common(p, dict(data="./data", dataset="cifar10", datasets=DATASETS_AND_FOLDER,
+                    batch_size=96, learning_rate=0.025, weight_decay=3e-4, report_freq=50,
+                    epochs=600, init_channels=36, layers=20, drop_path_prob=0.2))
     p.add_argument("--cutout", action="store_true", default=False, help="use cutout")
     p.add_argument("--cutout_length", type=positive_int, default=16)
+    folder_flags(p)
     return p
 
 

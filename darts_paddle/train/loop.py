@@ -54,14 +54,14 @@ def make_loaders(args, spec, train=True, world=SINGLE):
     rank 0 only; the train loader serves this process's part of every batch."""
     test = None
     if world.is_main:
-        test_set = data.load_dataset(args.dataset, args.data, train=False)
+        test_set = data.load_dataset(spec, args.data, train=False)
         log.info("%s", data.describe(test_set))
         test = data.BatchLoader(test_set, None, args.batch_size,
                                 data.build_transform(spec, False), shuffle=False,
                                 seed=args.seed, num_workers=args.workers)
     if not train:
         return None, test
-    train_set = data.load_dataset(args.dataset, args.data, train=True)
+    train_set = data.load_dataset(spec, args.data, train=True)
     log.info("%s", data.describe(train_set))
     cutout = args.cutout_length if getattr(args, "cutout", False) else 0
     transform = data.build_transform(spec, True, cutout_length=cutout)
@@ -75,9 +75,9 @@ def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
     log.info("param size = %.6fMB", _param_size(cfg, genotype) / 1e6)
     start = time.time()
     programs = build_train_programs(cfg, genotype, train=train, world_size=world.size)
-    log.info("programs built in %.1f s (train program: %s ops, inference program: %d ops)",
-             time.time() - start, op_count(programs.train) if train else "-",
-             op_count(programs.infer))
+    built = f"train program: {op_count(programs.train)} ops, " if train else ""
+    log.info("programs built in %.1f s (%sinference program: %d ops)", time.time() - start,
+             built, op_count(programs.infer))
     log.info("multiply-adds = %.2fM per image", multiply_adds(programs.infer) / 1e6)
     runner = Runner(place)
     runner.run_startup(programs.startup)
@@ -215,7 +215,7 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
     metadata (None on ranks other than 0)."""
     genotype, resume, initial = state.arch_and_start(args, given)
     log.info("genotype = %s", format_genotype(genotype))
-    spec = data.get_spec(args.dataset)
+    spec = data.run_spec(args)
     distributed.check_batch_size(args.batch_size, world)
     train_loader, test_loader = make_loaders(args, spec, world=world)
     cfg = (state.config_from_meta(resume[2], args.epochs) if resume
@@ -276,14 +276,19 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
 
 
 def eval_only(args):
-    """Evaluate the checkpoint --model_path on the test set; returns (loss, top-1, top-5)."""
+    """Evaluate the checkpoint --model_path on the test set of --data (the data set the run
+    trained on, seen as the run saw it: for a folder its image size, classes, mean and
+    std); returns (loss, top-1, top-5)."""
     if not args.model_path:
         raise UserError("--eval_only needs --model_path PATH of a checkpoint.npz or best.npz")
     arrays, meta = state.read_checkpoint(args.model_path)
     genotype = genotype_from_json(meta["genotype"])
     cfg = state.config_from_meta(meta)
-    args.dataset = meta["args"]["dataset"]
-    spec = data.get_spec(args.dataset)
+    run = meta["args"]
+    args.dataset = run["dataset"]
+    for key in data.FOLDER_FLAGS:
+        setattr(args, key, run.get(key, getattr(args, key, None)))
+    spec = data.run_spec(args)
     _, test_loader = make_loaders(args, spec, train=False)
     programs, runner = build(cfg, genotype, args.seed, train=False)
     state.restore(programs, runner, arrays, args.model_path)
