@@ -15,6 +15,8 @@ from .stop import handle_signals
 
 DATASETS = ("cifar10", "cifar100", "svhn", "fashion_mnist")
 LOGGER = "darts_paddle"  # the parent of every module's logger
+# `extra` of a record for log.txt alone (detail too long for the console)
+FILE_ONLY = {"file_only": True}
 
 
 def positive_int(text):
@@ -78,9 +80,17 @@ def search_parser():
     p.add_argument("--init_from", default=None, metavar="PATH",
                    help="start from the weights, BN statistics and alphas of a converted "
                         "PyTorch supernet (convert_torch --search) or of a search checkpoint")
+    add_visualdl_flag(p)
     _method_flags(p)
     _collapse_flags(p)
     return p
+
+
+def add_visualdl_flag(p):
+    """--visualdl, of the three scripts (vdl.py); free on --resume, so give it again."""
+    p.add_argument("--visualdl", action="store_true", default=False,
+                   help="also write scalars and cell pictures to SAVE_DIR/vdl for "
+                        "`visualdl --logdir SAVE_DIR/vdl` (needs pip install visualdl)")
 
 
 def _collapse_flags(p):
@@ -167,9 +177,9 @@ def make_save_dir(args, kind):
 
 
 def setup_logging(save_dir=None, console_level=logging.INFO):
-    """INFO (or `console_level`) to stdout, everything to <save_dir>/log.txt (appended, so
-    a resumed run keeps one log).  Not propagated: Paddle installs a handler on the root
-    logger."""
+    """INFO (or `console_level`) to stdout but the records logged with extra=FILE_ONLY,
+    everything to <save_dir>/log.txt (appended, so a resumed run keeps one log).  Not
+    propagated: Paddle installs a handler on the root logger."""
     fmt = logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p")
     root = logging.getLogger(LOGGER)
     root.setLevel(logging.DEBUG)
@@ -177,6 +187,7 @@ def setup_logging(save_dir=None, console_level=logging.INFO):
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(console_level)
     console.setFormatter(fmt)
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     root.handlers[:] = [console]
     if save_dir is not None:
         logfile = logging.FileHandler(os.path.join(save_dir, "log.txt"))
