@@ -144,6 +144,9 @@ def test_missing_visualdl_is_one_line_naming_pip(fashion_root, tmp_path, monkeyp
     assert not glob.glob("search-m-*")  # before anything is written
     assert cli.run_main(train_script.main, ["--data", fashion_root, "--visualdl"]) == 2
     assert "pip install visualdl" in capsys.readouterr().err
+    argv = ["--eval_only", "--model_path", "best.npz", "--visualdl"]
+    assert cli.run_main(train_script.main, argv) == 2
+    assert "--eval_only writes no run directory: drop --visualdl" in capsys.readouterr().err
 
 
 def test_file_only_records_skip_the_console(tmp_path, capsys):

@@ -255,9 +255,9 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
         broadcast_state(programs, runner)
     board = vdl.open_board(args.visualdl, save_dir, epoch_steps(train_loader, args.max_steps),
                            world.is_main)
-    if start == 0 and step == 0:
-        board.cells(genotype, 0)
     with StopRequest(active=not world.distributed) as stop, board:
+        if start == 0 and step == 0:
+            board.cells(genotype, 0)
         for epoch in range(start, cfg.epochs):
             rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
             log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, *rates.values())
