@@ -2,7 +2,7 @@
 
     python train.py --arch DARTS_V2 --auxiliary --cutout
     python train.py --resume eval-EXP-20260101-120000          # continue a run
-    python train.py --eval_only --model_path eval-EXP-.../best.npz [--export]
+    python train.py --eval_only --model_path eval-EXP-.../best.npz [--export [onnx]]
 """
 
 import sys

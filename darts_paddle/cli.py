@@ -18,6 +18,8 @@ DATASETS_AND_FOLDER = DATASETS + ("folder",)  # train_search.py and train.py rea
 SAVE_HELP = ("NAME or DIR/NAME: the run goes to DIR/{kind}-NAME-DATE, DIR being the current "
              "directory for a NAME alone")
 LOGGER = "darts_paddle"  # the parent of every module's logger
+# `extra` of a record for log.txt alone (detail too long for the console)
+FILE_ONLY = {"file_only": True}
 
 
 def positive_int(text):
@@ -90,6 +92,7 @@ def search_parser():
                    help="start from the weights, BN statistics and alphas of a converted "
                         "PyTorch supernet (convert_torch --search) or of a search checkpoint")
     folder_flags(p)
+    add_visualdl_flag(p)
     _method_flags(p)
     _collapse_flags(p)
     return p
@@ -110,6 +113,13 @@ def folder_flags(p):
     g.add_argument("--std", type=positive_float, nargs="+", default=None, metavar="S",
                    help="per channel standard deviation, likewise")
     p.set_defaults(classes=None, in_channels=None)  # recorded by data.run_spec
+
+
+def add_visualdl_flag(p):
+    """--visualdl, of the three scripts (vdl.py); free on --resume, so give it again."""
+    p.add_argument("--visualdl", action="store_true", default=False,
+                   help="also write scalars and cell pictures to SAVE_DIR/vdl for "
+                        "`visualdl --logdir SAVE_DIR/vdl` (needs pip install visualdl)")
 
 
 def _collapse_flags(p):
@@ -206,9 +216,9 @@ def make_save_dir(args, kind):
 
 
 def setup_logging(save_dir=None, console_level=logging.INFO):
-    """INFO (or `console_level`) to stdout, everything to <save_dir>/log.txt (appended, so
-    a resumed run keeps one log).  Not propagated: Paddle installs a handler on the root
-    logger."""
+    """INFO (or `console_level`) to stdout but the records logged with extra=FILE_ONLY,
+    everything to <save_dir>/log.txt (appended, so a resumed run keeps one log).  Not
+    propagated: Paddle installs a handler on the root logger."""
     fmt = logging.Formatter("%(asctime)s %(message)s", "%m/%d %I:%M:%S %p")
     root = logging.getLogger(LOGGER)
     root.setLevel(logging.DEBUG)
@@ -216,6 +226,7 @@ def setup_logging(save_dir=None, console_level=logging.INFO):
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(console_level)
     console.setFormatter(fmt)
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     root.handlers[:] = [console]
     if save_dir is not None:
         logfile = logging.FileHandler(os.path.join(save_dir, "log.txt"))

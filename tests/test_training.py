@@ -25,6 +25,7 @@ from darts_paddle.train.programs import (TrainConfig, build_train_programs,  # n
                                          criterion)
 
 import train as train_script  # noqa: E402
+from stopping import sigterm_during  # noqa: E402
 
 
 def make(cfg, genotype=G.DARTS_V2):
@@ -222,14 +223,7 @@ def test_sigterm_mid_epoch_saves_and_resume_alone_continues_bit_identically(
     full = run_dir("full")
     # SIGTERM during step 2 of epoch 2 (5 steps an epoch): that step finishes, the run
     # saves where it is and exits with 128 + 15
-    real_drop_rng = loop.drop_rng
-
-    def signalled(seed, epoch, step):
-        if (epoch, step) == (1, 2):
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_drop_rng(seed, epoch, step)
-
-    monkeypatch.setattr(loop, "drop_rng", signalled)
+    real_drop_rng = sigterm_during(monkeypatch, 1, 2)
     assert cli.run_main(train_script.main, flags(cifar_root, "cut")) == 128 + signal.SIGTERM
     cut = run_dir("cut")
     meta = load_checkpoint(os.path.join(cut, "checkpoint.npz"))[1]

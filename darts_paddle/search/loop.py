@@ -2,8 +2,9 @@
 
 Per step, as the original: the architect updates alpha on a validation batch, then the
 weights take one SGD step on the training batch.  Per epoch: train and validation accuracy,
-the derived genotype (--max_skip caps its skip_connect ops), the op weights and the signs
-of collapse (collapse.py: lambda_max, skip_connect counts, entropy) are logged, and
+the derived genotype (--max_skip caps its skip_connect ops), the op weights (in full in
+log.txt only) and the signs of collapse (collapse.py: lambda_max, skip_connect counts,
+entropy) are logged, and with --visualdl written for VisualDL (vdl.py), and
 DARTS-ES (--early_stop_eigen) may end the search with an earlier epoch's architecture; at
 the end the genotype is printed as a literal for genotypes.py and saved as JSON that
 `train.py --arch=PATH` accepts.
@@ -19,17 +20,19 @@ good checkpoint stays, no genotype is written.
 import logging
 import os
 import time
+from collections import Counter
 
 import numpy as np
 
-from .. import cli, data, distributed
+from .. import cli, data, distributed, vdl
 from ..distributed import SINGLE
 from ..errors import UserError
 from ..genotype import (CELLS, check_search_layers, format_genotype, genotype_from_json,
                         genotype_to_json, save_genotype_json)
-from ..progress import epoch_bar
+from ..progress import epoch_bar, epoch_steps
 from ..runner import Runner
 from ..stop import StopRequest
+from ..vdl import OFF
 from ..state import search_state as state
 from ..state.atomic import remove_stale_temporaries
 from . import collapse
@@ -101,13 +104,20 @@ def architecture(programs, runner, max_skip=None):
 
 
 def log_architecture(now):
+    """The genotype and a line per cell (its ops, the strongest op weight of its edges) on
+    the console and in log.txt; the op weights (and DAAS's betas) in full in log.txt only."""
     log.info("genotype = %s", format_genotype(now["genotype"]))
     for cell, weights in now["op_weights"].items():
+        ops = Counter(op for op, _ in getattr(now["genotype"], cell))
+        strongest = weights.max(axis=1)
+        log.info("%s cell: %s; strongest op weight per edge %.3f-%.3f (uniform %.3f)", cell,
+                 ", ".join(f"{op} x{n}" for op, n in ops.most_common()), strongest.min(),
+                 strongest.max(), 1 / weights.shape[1])
         log.info("op weights (%s cell; columns %s) =\n%s", cell, ", ".join(now["primitives"]),
-                 np.array2string(weights, precision=3))
+                 np.array2string(weights, precision=3), extra=cli.FILE_ONLY)
     for cell, nodes in now["betas"].items():
         log.info("softmax(min(beta, 1)) (%s cell, nodes 1-3) = %s", cell,
-                 "  ".join(np.array2string(b, precision=3) for b in nodes))
+                 "  ".join(np.array2string(b, precision=3) for b in nodes), extra=cli.FILE_ONLY)
 
 
 def epoch_record(epoch, now, train, valid, eigenvalue=None):
@@ -176,11 +186,19 @@ def darts_es(args, history):
     return verdict
 
 
+def learning_rates(programs, epoch):
+    """{"lr": the weights' learning rate, "arch_lr": the alphas'} in 0-based `epoch` (the
+    alphas' follows the method's schedule: DAAS freezes them at first)."""
+    cfg = programs.config
+    return {"lr": programs.lr_scheduler(),
+            "arch_lr": cfg.arch_learning_rate * cfg.method.alpha_lr_factor(epoch)}
+
+
 def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop,
-                world=SINGLE):
+                world=SINGLE, board=OFF):
     """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
     returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
-    `stop.requested`."""
+    `stop.requested`.  Every --report_freq steps the step goes to the log and `board`."""
     eta = programs.lr_scheduler()
     losses, accs = list(done["losses"]), list(done["accs"])
     first = len(losses)
@@ -197,11 +215,13 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
                                          **programs.arch.read(architect.runner)})
         losses.append(loss)
         accs.append(acc)
+        seconds = time.time() - tic
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{100 * np.mean(accs):.1f}%",
-                        step=f"{time.time() - tic:.1f}s", refresh=False)
+                        step=f"{seconds:.1f}s", refresh=False)
         if step % args.report_freq == 0:
             log.debug("train %03d loss %.4f acc %.2f%%", step, np.mean(losses),
                       100 * np.mean(accs))
+            board.step(epoch, step, loss=loss, accuracy=acc, seconds=seconds)
     bar.close()
     return losses, accs
 
@@ -259,6 +279,7 @@ def main(args, given):
         raise UserError("--early_stop_eigen watches the Hessian eigenvalue, which "
                         "--eigen_batches 0 turns off: give --eigen_batches 1 or more")
     distributed.check_batch_size(args.batch_size, world)
+    vdl.check_available(args.visualdl)
     if not args.resume:
         check_search_layers(args.layers)
         if world.is_main:
@@ -313,16 +334,19 @@ def run(args, resumed=None, world=SINGLE):
     history = state.read_history(args.save, epoch)
     valid_batches = data.endless_batches(valid_loader, *position)
     stopped = None
+    board = vdl.open_board(args.visualdl, args.save, epoch_steps(train_loader, args.max_steps),
+                           world.is_main)
     try:
-        with StopRequest(active=not world.distributed) as stop:
+        with StopRequest(active=not world.distributed) as stop, board:
             while epoch < args.epochs:
                 knobs = architect.set_epoch(epoch, args.epochs)
+                rates = learning_rates(programs, epoch)
                 if not done["losses"]:
-                    log.info("epoch %d lr %e %s", epoch + 1, programs.lr_scheduler(),
+                    log.info("epoch %d lr %e %s", epoch + 1, rates["lr"],
                              " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
                     log_architecture(architecture(programs, runner, args.max_skip))
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
-                                           valid_batches, done, stop, world)
+                                           valid_batches, done, stop, world, board)
                 if stop.requested:
                     state.save_state(args, programs, runner, epoch,
                                      {"losses": losses, "accs": accs}, valid_batches)
@@ -336,13 +360,15 @@ def run(args, resumed=None, world=SINGLE):
                          100 * train[1], 100 * valid[1])
                 eigenvalue = hessian_eigenvalue(epoch, len(losses), args, architect, eigen_batches)
                 programs.next_epoch()
-                record = epoch_record(epoch, architecture(programs, runner, args.max_skip),
-                                      train, valid, eigenvalue)
+                now = architecture(programs, runner, args.max_skip)
+                record = epoch_record(epoch, now, train, valid, eigenvalue)
                 log_collapse(record)
                 history.append(record)
                 stopped = darts_es(args, history)
                 if stopped:
                     record["early_stop"] = stopped
+                board.epoch({**record, **rates})
+                board.cells(now["genotype"], epoch + 1)
                 if world.is_main:
                     state.write_history(args.save, history)
                     state.save_state(args, programs, runner, epoch + 1, NOTHING, valid_batches,

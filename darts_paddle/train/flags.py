@@ -1,10 +1,11 @@
 """Flags of train.py and train_imagenet.py: the original scripts' names and defaults, plus
---dataset, --max_steps, --resume, --init_from, --eval_only/--model_path, --export and
---workers."""
+--dataset, --max_steps, --resume, --init_from, --eval_only/--model_path, --export [onnx],
+--workers and --visualdl."""
 
 import argparse
 
-from ..cli import DATASETS, DATASETS_AND_FOLDER, SAVE_HELP, folder_flags, positive_int
+from ..cli import (DATASETS, DATASETS_AND_FOLDER, SAVE_HELP, add_visualdl_flag, folder_flags,
+                   positive_int)
 
 
 def _probability(text):
@@ -46,9 +47,13 @@ def _common(p, d):
     p.add_argument("--eval_only", action="store_true", default=False,
                    help="only evaluate the checkpoint given by --model_path on the test set")
     p.add_argument("--model_path", default=None, help="checkpoint for --eval_only")
-    p.add_argument("--export", action="store_true", default=False,
-                   help="also save a Paddle inference model and check that it reloads")
+    p.add_argument("--export", nargs="?", const="paddle", default=None,
+                   choices=("paddle", "onnx"),
+                   help="also save a Paddle inference model and check that it reloads; "
+                        "onnx: and its ONNX conversion (paddle2onnx), checked with "
+                        "onnxruntime")
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
+    add_visualdl_flag(p)
 
 
 def train_parser():

@@ -18,15 +18,15 @@ import time
 
 import numpy as np
 
-from .. import cli, data
+from .. import cli, data, vdl
 from .. import distributed
 from ..distributed import SINGLE
-from .export import export_inference_model
+from .export import check_onnx_available, export_inference_model
 from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_from_json
 from ..nets.networks import build_network, drop_path_masks
-from ..progress import epoch_bar
+from ..progress import epoch_bar, epoch_steps
 from ..runner import Runner
 from ..state import train_state as state
 from ..state.atomic import remove_stale_temporaries
@@ -130,10 +130,11 @@ class Meter:
 
 
 def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, meter=None,
-                stop=NEVER):
+                stop=NEVER, board=vdl.OFF):
     """The SGD steps of one epoch from step `start` (`meter` holds those before); stops
-    after a whole step once `stop.requested`.  Returns (the meter, the step it stopped
-    before, or None when the epoch is complete)."""
+    after a whole step once `stop.requested`; every --report_freq steps the step goes to
+    the log and `board`.  Returns (the meter, the step it stopped before, or None when the
+    epoch is complete)."""
     cfg, net = programs.config, programs.network
     drop_prob = drop_prob_at(cfg, epoch)
     meter = meter or Meter()
@@ -143,6 +144,7 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, me
         if stop.requested:
             bar.close()
             return meter, step
+        tic = time.time()
         feed = dict(x=x, y=y)
         batch = len(y) * world.size
         if "drop_mask" in programs.train.feeds:
@@ -158,6 +160,7 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, me
         bar.set_postfix(meter.postfix())
         if step % args.report_freq == 0:
             log.debug("train %03d %e %f %f", step, *meter.means)
+            board.step(epoch, step, loss=loss, accuracy=top1, seconds=time.time() - tic)
     bar.close()
     return meter, None
 
@@ -183,10 +186,11 @@ def broadcast_state(programs, runner):
 
 
 def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_acc, genotype):
-    """Rank 0 after an epoch: evaluate, step the schedule, save; returns (best, metadata)."""
+    """Rank 0 after an epoch: evaluate, step the schedule, save; returns (best, metadata,
+    the test set's (loss, top-1, top-5))."""
     cfg = programs.config
-    _, test_acc, test_top5 = evaluate(args, programs, runner, test_loader,
-                                      f"epoch {epoch + 1}/{cfg.epochs} test ")
+    test = evaluate(args, programs, runner, test_loader, f"epoch {epoch + 1}/{cfg.epochs} test ")
+    _, test_acc, test_top5 = test
     log.info("valid_acc %f top5 %f", 100 * test_acc, 100 * test_top5)
     programs.lr_scheduler.step()
     is_best = test_acc > best["acc"] or epoch == 0
@@ -197,7 +201,16 @@ def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_
     state.save(os.path.join(save_dir, state.LAST), programs, runner, meta)
     if is_best:
         state.save(os.path.join(save_dir, state.BEST), programs, runner, meta)
-    return best, meta
+    return best, meta, test
+
+
+def board_record(epoch, rates, train, test):
+    """An epoch's values for vdl.Board.epoch: rates {"lr", "drop_path_prob"}, the train
+    and test (loss, top-1, top-5)."""
+    record = {"epoch": epoch + 1, **rates}
+    for split, means in (("train", train), ("test", test)):
+        record.update(zip((f"{split}_loss", f"{split}_acc", f"{split}_top5"), means))
+    return record
 
 
 def save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, step, meter, best, meta):
@@ -240,12 +253,16 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
     if world.distributed:
         distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
         broadcast_state(programs, runner)
-    with StopRequest(active=not world.distributed) as stop:
+    board = vdl.open_board(args.visualdl, save_dir, epoch_steps(train_loader, args.max_steps),
+                           world.is_main)
+    with StopRequest(active=not world.distributed) as stop, board:
+        if start == 0 and step == 0:
+            board.cells(genotype, 0)
         for epoch in range(start, cfg.epochs):
-            log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, programs.lr_scheduler(),
-                     drop_prob_at(cfg, epoch))
+            rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
+            log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, *rates.values())
             meter, stopped_at = train_epoch(epoch, args, programs, runner, train_loader, world,
-                                            step, Meter(saved_meter), stop)
+                                            step, Meter(saved_meter), stop, board)
             step, saved_meter = 0, None
             if stopped_at is not None:
                 save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, stopped_at,
@@ -254,8 +271,9 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
             train_acc = meter.means[1]
             log.info("train_acc %f", 100 * train_acc)
             if world.is_main:
-                best, meta = end_epoch(epoch, args, programs, runner, test_loader, save_dir,
-                                       best, train_acc, genotype)
+                best, meta, test = end_epoch(epoch, args, programs, runner, test_loader,
+                                             save_dir, best, train_acc, genotype)
+                board.epoch(board_record(epoch, rates, meter.means, test))
             else:
                 programs.lr_scheduler.step()
             if stop.requested:
@@ -268,7 +286,8 @@ def train(args, kind, save_dir, world=SINGLE, given=()):
         return None
     if args.export:
         x, _ = next(iter(test_loader.epoch(0)))
-        export_inference_model(programs, runner, os.path.join(save_dir, "inference"), x)
+        export_inference_model(programs, runner, os.path.join(save_dir, "inference"), x,
+                               onnx=args.export == "onnx")
     summary = (f"done: best test accuracy {100 * meta['best_acc']:.2f}% (epoch "
                f"{meta['best_epoch']}), last {100 * meta['test_acc']:.2f}% (epoch {meta['epoch']})")
     log.info(summary)
@@ -298,7 +317,7 @@ def eval_only(args):
     if args.export:
         x, _ = next(iter(test_loader.epoch(0)))
         directory = os.path.join(os.path.dirname(os.path.abspath(args.model_path)), "inference")
-        export_inference_model(programs, runner, directory, x)
+        export_inference_model(programs, runner, directory, x, onnx=args.export == "onnx")
     return loss, top1, top5
 
 
@@ -310,12 +329,18 @@ def main(args, kind, given=()):
                         "continues a run) nor --eval_only (which takes --model_path)")
     world = distributed.world_from_env()
     args.data = os.path.abspath(args.data)  # a resumed run finds it from anywhere
+    if args.export == "onnx":
+        check_onnx_available()
     if args.eval_only:
         if world.distributed:
             raise UserError("--eval_only runs in one process: start it without "
                             "paddle.distributed.launch")
+        if args.visualdl:
+            raise UserError("--visualdl logs a training run; --eval_only writes no run "
+                            "directory: drop --visualdl")
         cli.setup_logging()  # stdout only: --eval_only writes no run directory
         return eval_only(args)
+    vdl.check_available(args.visualdl)
     if args.resume:
         path = state.resume_point(args)
         if not os.path.isfile(path):
