@@ -1,4 +1,6 @@
+import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 import genotypes
 from darts_paddle.viz import evolution
 from darts_paddle.errors import UserError
+from darts_paddle.viz.cells import fixed_layout, pinned_cell_graph
 from darts_paddle.genotype import PRIMITIVES, genotype_from_weights, genotype_to_json, softmax
 from darts_paddle.viz.command import main
 
@@ -31,6 +34,17 @@ def _write_history(directory, archs=ARCHS):
     return history
 
 
+def _gif_frames(path):
+    from PIL import Image
+
+    with Image.open(path) as gif:
+        frames = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            frames.append(gif.convert('RGB'))
+    return frames
+
+
 def test_edge_titles_follow_the_row_order():
     titles = evolution.edge_titles(4)
     assert len(titles) == 14
@@ -41,19 +55,15 @@ def test_edge_titles_follow_the_row_order():
 
 @needs_dot
 def test_main_draws_the_evolution_of_a_search(capsys, tmp_path):
-    from PIL import Image, ImageChops
+    from PIL import ImageChops
 
     _write_history(tmp_path)
     assert main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out.split()
     assert [p.rsplit('/', 1)[1] for p in printed] == ['networks.gif', 'alphas_normal.png',
                                                       'alphas_reduce.png']
-    with Image.open(tmp_path / 'networks.gif') as gif:
-        assert gif.n_frames == len(ARCHS)
-        frames = []
-        for k in range(gif.n_frames):
-            gif.seek(k)
-            frames.append(gif.convert('RGB'))
+    frames = _gif_frames(tmp_path / 'networks.gif')
+    assert len(frames) == len(ARCHS)
     assert len({f.size for f in frames}) == 1
     # A different genotype per epoch must show: frames differ well beyond the caption strip.
     body = (0, 60, frames[0].width, frames[0].height)
@@ -73,6 +83,64 @@ def test_out_directory_and_same_genotype_frames(tmp_path):
         'alphas_normal.png', 'alphas_reduce.png', 'networks.gif']
     with Image.open(tmp_path / 'pics' / 'networks.gif') as gif:
         assert gif.n_frames == 2  # the caption differs, so Pillow keeps both frames
+
+
+# graphviz's darkseagreen2, lightblue, palegoldenrod: the fills of inputs, nodes and output
+NODE_FILLS = ((180, 238, 180), (173, 216, 230), (238, 232, 170))
+
+
+def _node_pixels(frame):
+    rgb = np.asarray(frame, dtype=int)
+    return np.any([np.abs(rgb - fill).sum(axis=2) < 24 for fill in NODE_FILLS], axis=0)
+
+
+@needs_dot
+def test_gif_stacks_the_cells_and_keeps_the_nodes_in_place(tmp_path):
+    _write_history(tmp_path)  # a different genotype per epoch
+    evolution.render_evolution(tmp_path)
+    frames = _gif_frames(tmp_path / 'networks.gif')
+    assert len(frames) == len(ARCHS) and len({f.size for f in frames}) == 1
+    width, height = frames[0].size
+    assert height > 0.6 * width  # one cell above the other, not a strip
+    # Edge labels are 18 pt at 96 dpi, digits 18 px high: 10 px or more at 800 px wide.
+    assert width <= 1400
+    nodes = [_node_pixels(f) for f in frames]
+    assert nodes[0].sum() > 14 * 600  # 2 x 7 boxes of 36 x 36 px or wider
+    for other in nodes[1:]:
+        # only anti-aliasing where an arrow touches a box may differ; a moved box would
+        # change hundreds of pixels
+        assert (other != nodes[0]).sum() < 100
+    # the edges do change
+    assert all(np.abs(np.asarray(f, dtype=int) - np.asarray(frames[0], dtype=int)).sum() > 0
+               for f in frames[1:])
+
+
+@needs_dot
+@pytest.mark.parametrize('cell', ['normal', 'reduce'])
+def test_pinned_cells_come_out_of_graphviz_at_one_place(cell):
+    cells = [(getattr(getattr(genotypes, a), cell), getattr(getattr(genotypes, a), cell + '_concat'))
+             for a in ARCHS]
+    layout = fixed_layout(cells, f'{cell} cell')
+    drawn = []
+    for ops, concat in cells:
+        graph = pinned_cell_graph(layout, ops, concat)
+        out = json.loads(graph.pipe(format='json', engine='neato', neato_no_op=2))
+        names = [o['name'] for o in out['objects']]
+        drawn.append(({o['name']: o['pos'] for o in out['objects']},
+                      sorted((names[e['tail']], names[e['head']], e.get('label', ''))
+                             for e in out['edges'])))
+    positions = [p for p, _ in drawn]
+    assert set(positions[0]) == {'title', 'c_{k-2}', 'c_{k-1}', '0', '1', '2', '3', 'c_{k}'}
+    assert all(p == positions[0] for p in positions)
+    assert len({tuple(edges) for _, edges in drawn}) == len(ARCHS)  # the cells differ
+
+
+@needs_dot
+def test_a_layout_must_hold_the_cell_drawn_with_it():
+    v1, v2 = genotypes.DARTS_V1, genotypes.DARTS_V2
+    layout = fixed_layout([(v1.reduce, v1.reduce_concat)])
+    with pytest.raises(ValueError, match='c_{k-1}->1#0 is not in the layout'):
+        pinned_cell_graph(layout, v2.normal, v2.normal_concat)
 
 
 def test_directory_without_history_fails_with_one_line(capsys, tmp_path):
@@ -246,3 +314,53 @@ def test_betas_in_some_records_only_are_a_user_error(tmp_path):
     (tmp_path / 'history.json').write_text(json.dumps(history))
     with pytest.raises(UserError, match='record 1: lacks softmax_betas_reduce while other records'):
         evolution.load_history(tmp_path)
+
+
+# --------------------------------------------------------------------------- 1-epoch plots
+
+def _one_epoch_history():
+    """One record as a short search leaves it: op weights within 1e-5 of uniform, and the
+    signs of collapse, both cells' entropies a hair below log 8."""
+    rng = np.random.default_rng(4)
+    record = {'epoch': 1, 'valid_acc': 0.2, 'primitives': list(DAAS_OPS),
+              'hessian_eigenvalue': 0.61, 'skip_connect': {'normal': 1, 'reduce': 2},
+              'parameter_free': {'normal': 0.5, 'reduce': 0.25},
+              'alpha_entropy': {'normal': np.log(7) - 2e-8, 'reduce': np.log(7) - 3e-8}}
+    for cell in ('normal', 'reduce'):
+        record[f'softmax_alphas_{cell}'] = softmax(1e-5 * rng.normal(size=(14, 7))).tolist()
+        record[f'softmax_betas_{cell}'] = [softmax(1e-5 * rng.normal(size=n)).tolist()
+                                           for n in (3, 4, 5)]
+    record['genotype'] = genotype_to_json(genotype_from_weights(
+        record['softmax_alphas_normal'], record['softmax_alphas_reduce'], DAAS_OPS,
+        record['softmax_betas_normal'], record['softmax_betas_reduce']))
+    return [record]
+
+
+def _shown_ticks(axis, ticks_labels):
+    low, high = sorted(axis.get_view_interval())
+    return [label.get_text() for tick, label in zip(axis.get_majorticklocs(), ticks_labels)
+            if low <= tick <= high]
+
+
+@pytest.mark.parametrize('figure', [
+    lambda h: evolution.alphas_figure(h, 'normal'),
+    lambda h: evolution.betas_figure(h, 'reduce'),
+    evolution.collapse_figure,
+], ids=['alphas', 'betas', 'collapse'])
+def test_one_epoch_plots_have_whole_epoch_ticks_and_no_offset(figure):
+    fig = figure(_one_epoch_history())
+    fig.savefig(io.BytesIO(), format='png')  # tick labels and offsets are set while drawing
+    plots = [ax for ax in fig.axes if ax.axison]
+    labelled = 0
+    for ax in plots:
+        shown = _shown_ticks(ax.xaxis, ax.get_xticklabels())
+        if shown:  # plots above the bottom row share the ticks but hide their labels
+            labelled += 1
+            assert shown == ['1']
+        assert ax.xaxis.get_offset_text().get_text() == ''
+        assert ax.yaxis.get_offset_text().get_text() == ''
+        values = _shown_ticks(ax.yaxis, ax.get_yticklabels())
+        # the y labels alone tell the values apart, in plain decimals
+        assert all(re.fullmatch(r'\d+(\.\d+)?', v) for v in values)
+        assert len(set(values)) == len(values)
+    assert labelled >= 2

@@ -8,7 +8,8 @@ import genotypes
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import format_genotype, genotype_to_json
 from darts_paddle.viz import cells
-from darts_paddle.viz.cells import cell_graph, draw_genotype, render_cell_png
+from darts_paddle.viz.cells import (cell_graph, draw_genotype, fixed_layout, op_label,
+                                    render_pinned_png)
 from darts_paddle.viz.command import main
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -16,13 +17,14 @@ needs_dot = pytest.mark.skipif(shutil.which('dot') is None, reason="graphviz 'do
 
 
 def _edges(graph):
-    """(tail, head, label) for every edge line of the DOT source."""
+    """(tail, head, op) for every edge line of the DOT source; the op's name from its label."""
     found = []
     for line in graph.body:
         m = re.match(r'\s*"?([^"\s]+)"?\s*->\s*"?([^"\s]+)"?(?:\s*\[(.*)\])?', line)
         if m:
-            label = re.search(r'label=(\w+)', m.group(3) or '')
-            found.append((m.group(1), m.group(2), label.group(1) if label else None))
+            label = re.search(r'label="([^"]+)"', m.group(3) or '')
+            op = label.group(1).replace(r'\n', '_') if label else None  # undo op_label
+            found.append((m.group(1), m.group(2), op))
     return found
 
 
@@ -66,10 +68,19 @@ def test_draw_genotype_writes_pdf_and_png(name, tmp_path):
         assert len(data) > 1000
 
 
+def test_op_labels_break_at_the_last_underscore():
+    assert op_label('sep_conv_3x3') == r'sep_conv\n3x3'
+    assert op_label('skip_connect') == r'skip\nconnect'
+    assert op_label('conv_7x1_1x7') == r'conv_7x1\n1x7'
+
+
 @needs_dot
-def test_render_cell_png_returns_png_bytes():
-    g = genotypes.NASNet
-    data = render_cell_png(g.reduce, g.reduce_concat, label='NASNet reduce')
+def test_render_pinned_png_returns_png_bytes():
+    g = genotypes.NASNet  # two ops of one node read the same state: two edges
+    layout = fixed_layout([(g.normal, g.normal_concat)], label='NASNet normal')
+    assert sorted(key for key in layout.edges if key.startswith('c_{k-2}->1')) == [
+        'c_{k-2}->1#0', 'c_{k-2}->1#1']
+    data = render_pinned_png(layout, g.normal, g.normal_concat)
     assert data.startswith(PNG_MAGIC) and len(data) > 1000
 
 
@@ -79,7 +90,7 @@ def test_missing_dot_is_a_user_error(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="graphviz 'dot' not found: install it with `apt-get install graphviz`"):
         draw_genotype(g, tmp_path, 'x')
     with pytest.raises(UserError, match="'dot' not found"):
-        render_cell_png(g.normal, g.normal_concat)
+        fixed_layout([(g.normal, g.normal_concat)])
     assert list(tmp_path.iterdir()) == []
 
 

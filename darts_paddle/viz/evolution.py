@@ -1,7 +1,8 @@
 """How a search evolved, drawn from the history.json that a search run writes every epoch.
 
-Two kinds of picture: `networks.gif`, one frame per epoch with the normal and the reduction
-cell of the genotype derived at that epoch, and `alphas_<cell>.png`, the softmax(alpha) of every
+Two kinds of picture: `networks.gif`, one frame per epoch with the reduction cell above the
+normal cell of the genotype derived at that epoch (each cell type keeps one layout over the
+frames, so that only its edges change), and `alphas_<cell>.png`, the softmax(alpha) of every
 edge over the epochs, one small plot per edge and one line per op. Records of a DAAS search also
 carry edge weights, drawn as `betas_<cell>.png`: one plot per node that has them, one line per
 incoming edge.  Records that carry the signs of collapse (search/collapse.py) give
@@ -24,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from darts_paddle.errors import UserError
-from darts_paddle.genotype import PRIMITIVES, genotype_from_json, steps_from_edges
-from darts_paddle.viz.cells import INPUT_NAMES, render_cell_png
+from darts_paddle.genotype import CELLS, PRIMITIVES, genotype_from_json, steps_from_edges
+from darts_paddle.viz.cells import INPUT_NAMES, fixed_layout, render_pinned_png
 
 HISTORY = 'history.json'
-CELLS = ('normal', 'reduce')
+FRAME_CELLS = ('reduce', 'normal')  # top to bottom in a GIF frame
 _CELL_TITLES = {'normal': 'normal cell', 'reduce': 'reduction cell'}
 _CAPTION_HEIGHT = 44
 _GAP = 24
@@ -171,40 +172,52 @@ def _font(size):
 
 
 def cell_images(history):
-    """Per epoch, the (normal, reduce) cell pictures as RGB Pillow images."""
+    """Per epoch, the pictures of its cells in `FRAME_CELLS` order as RGB Pillow images.
+
+    Each cell type has one layout for the whole search, so a node keeps its place from
+    frame to frame and only the edges change.
+    """
     from PIL import Image
 
-    cache = {}  # genotypes repeat a lot once a search settles; dot is the slow part
+    genotypes = [genotype_from_json(record) for record in history]
+    cells = [{c: (getattr(g, c), getattr(g, c + '_concat')) for c in FRAME_CELLS}
+             for g in genotypes]
+    layouts = {c: fixed_layout(dict.fromkeys(_hashable(*frame[c]) for frame in cells),
+                           _CELL_TITLES[c])
+               for c in FRAME_CELLS}
+    cache = {}  # genotypes repeat a lot once a search settles
 
     def image(cell, ops, concat):
-        key = (cell, tuple(ops), tuple(concat))
+        key = (cell, *_hashable(ops, concat))
         if key not in cache:
-            png = render_cell_png(ops, concat, label=_CELL_TITLES[cell])
+            png = render_pinned_png(layouts[cell], ops, concat)
             cache[key] = Image.open(io.BytesIO(png)).convert('RGB')
         return cache[key]
 
-    frames = []
-    for record in history:
-        g = genotype_from_json(record)
-        frames.append(tuple(image(c, getattr(g, c), getattr(g, c + '_concat')) for c in CELLS))
-    return frames
+    return [tuple(image(c, *frame[c]) for c in FRAME_CELLS) for frame in cells]
+
+
+def _hashable(ops, concat):
+    return tuple(map(tuple, ops)), tuple(concat)
 
 
 def compose_frames(cells, captions):
-    """One canvas size for all frames (GIF frames must agree); each cell centred in its half."""
+    """One canvas size for all frames (GIF frames must agree): the caption, then the cells
+    one above the other, each centred in its band."""
     from PIL import Image, ImageDraw
 
-    cell_w = max(im.width for pair in cells for im in pair)
-    cell_h = max(im.height for pair in cells for im in pair)
-    size = (2 * cell_w + 3 * _GAP, cell_h + _CAPTION_HEIGHT + _GAP)
+    bands = [max(stack[k].height for stack in cells) for k in range(len(cells[0]))]
+    width = max(im.width for stack in cells for im in stack) + 2 * _GAP
+    size = (width, _CAPTION_HEIGHT + sum(bands) + len(bands) * _GAP)
     font = _font(28)
     frames = []
-    for pair, caption in zip(cells, captions):
+    for stack, caption in zip(cells, captions):
         frame = Image.new('RGB', size, 'white')
-        for k, im in enumerate(pair):
-            left = _GAP + k * (cell_w + _GAP) + (cell_w - im.width) // 2
-            frame.paste(im, (left, _CAPTION_HEIGHT + (cell_h - im.height) // 2))
-        ImageDraw.Draw(frame).text((size[0] // 2, _CAPTION_HEIGHT // 2), caption,
+        top = _CAPTION_HEIGHT
+        for im, band in zip(stack, bands):
+            frame.paste(im, ((width - im.width) // 2, top + (band - im.height) // 2))
+            top += band + _GAP
+        ImageDraw.Draw(frame).text((width // 2, _CAPTION_HEIGHT // 2), caption,
                                    fill='black', font=font, anchor='mm')
         frames.append(frame)
     if size[0] > _MAX_WIDTH:
@@ -225,10 +238,25 @@ def _markers(epochs):
     return '.' if len(epochs) < 20 else None
 
 
+def _epoch_axes(axes):
+    """Whole epochs on x, and plain numbers on both axes of every plot.
+
+    MaxNLocator(integer=True) alone falls back to fractional ticks when fewer than two
+    whole numbers are in view (a 1-epoch run): min_n_ticks=1 keeps the one epoch.  Early
+    in a search the weights move in the 5th or 6th digit, and matplotlib would print an
+    offset such as "1e-6+1.25e-1" over the plot, on top of its title; the tick labels
+    carry those digits instead.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in np.ravel(axes):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.ticklabel_format(style='plain', useOffset=False)
+
+
 def alphas_figure(history, cell):
     """Grid of small plots, one row per node, one plot per edge, one line per op."""
     from matplotlib.figure import Figure  # no pyplot: the Agg canvas, no global backend state
-    from matplotlib.ticker import MaxNLocator
 
     series = alpha_series(history, cell)
     primitives = history_primitives(history)
@@ -256,7 +284,7 @@ def alphas_figure(history, cell):
     for ax in axes[-1]:
         ax.set_xlabel('epoch')
     # no ylim at 0: early in a search the weights move by a few thousandths around 1/8
-    axes[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by all plots
+    _epoch_axes(axes)
     # The legend sits in the empty corner of the first row, where it hides no line.
     handles, labels = axes[0, 0].get_legend_handles_labels()
     axes[0, cols - 1].legend(handles, labels, loc='center', fontsize=10, frameon=False)
@@ -275,7 +303,6 @@ def plot_alphas(history, cell, path):
 def betas_figure(history, cell):
     """One plot per node with edge weights (DAAS: nodes 1, 2, 3), one line per incoming edge."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     series = beta_series(history, cell)
     epochs = [record['epoch'] for record in history]
@@ -291,7 +318,7 @@ def betas_figure(history, cell):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel('softmax(min(β, 1))')
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    _epoch_axes(axes)
     fig.suptitle(f'{_CELL_TITLES[cell]}: edge weights per node over the epochs')
     return fig
 
@@ -372,14 +399,13 @@ def collapse_figure(history):
     skips.yaxis.set_major_locator(MaxNLocator(integer=True))
     free.set_title('share of parameter-free ops (pools, skip)', fontsize=10)
     entropy.set_title('entropy of the op weights, mean over edges (nats)', fontsize=10)
-    entropy.ticklabel_format(axis='y', useOffset=False)  # early on it moves in the 6th digit
     for ax in (skips, free, entropy):
         ax.legend(fontsize=8)
     for ax in axes.ravel():
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel('epoch')
-    eigen.xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by all plots
+    _epoch_axes(axes)
     fig.suptitle('signs of collapse over the epochs')
     return fig
 
