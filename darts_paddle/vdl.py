@@ -84,12 +84,12 @@ class Board:
             return
         from PIL import Image
 
-        from .viz.cells import render_cell_png
+        from .viz.cells import render_cell
 
         for cell in ("normal", "reduce"):
             try:
-                png = render_cell_png(getattr(genotype, cell), getattr(genotype, f"{cell}_concat"),
-                                      label=f"{cell} cell")
+                png = render_cell(getattr(genotype, cell), getattr(genotype, f"{cell}_concat"),
+                                  label=f"{cell} cell")
             except UserError as exc:
                 log.warning("VisualDL: no cell pictures: %s", exc)
                 self.draw = False

@@ -207,11 +207,16 @@ def render_pinned_png(layout, ops, concat):
     return _pipe(pinned_cell_graph(layout, ops, concat), 'png', pinned=True)
 
 
+def render_cell(ops, concat, fmt='png', label=None):
+    """The picture of one cell in format `fmt`, as bytes (VisualDL's images never touch the
+    disk)."""
+    return _pipe(cell_graph(ops, concat, label), fmt)
+
+
 def draw_cell(ops, concat, path, fmt='pdf', label=None):
     """Write one cell picture to exactly `path` (no side files) and return the path."""
-    data = _pipe(cell_graph(ops, concat, label), fmt)
     path = Path(path)
-    path.write_bytes(data)
+    path.write_bytes(render_cell(ops, concat, fmt, label))
     return path
 
 
