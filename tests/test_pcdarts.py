@@ -5,6 +5,8 @@ written from their MixedOp (channel split, bypass, max pool, channel_shuffle) an
 (softmax of the betas per node), loss and alpha/beta gradients in float64; the gradients
 against finite differences; their genotype rule; the warm-up and the flags."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 from darts_paddle import cli  # noqa: E402
+from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import PRIMITIVES, Genotype, softmax  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
@@ -98,6 +101,13 @@ def test_alpha_and_beta_gradients_match_finite_differences(search):
         analytic = sum((grad[n] * d[n]).sum() for n in arch)
         assert analytic == pytest.approx(fd, rel=1e-5), group
     runner.set_all(arch)
+
+
+def test_an_odd_size_at_a_reduction_cell_is_one_error():
+    """The bypass's 2x2 max pool would not meet the ops' output: 6x6 images reach the
+    second reduction cell at 3x3."""
+    with pytest.raises(UserError, match="this cell gets 3 pixels"):
+        build_search_programs(dataclasses.replace(TINY, image_size=6))
 
 
 # --------------------------------------------------------------------------- the genotype

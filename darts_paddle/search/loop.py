@@ -95,8 +95,8 @@ def build(args, spec, world=SINGLE, place=None):
 def architecture(programs, runner, max_skip=None):
     """What the architecture parameters say now: {"genotype" (its normal cell with at most
     `max_skip` skip_connect ops), "op_weights": {cell: array}, "betas": {cell: [array per
-    node]} (DAAS, PC-DARTS) with their "betas_label", "primitives"}; with `max_skip` also "skip_connect_uncapped": the normal
-    cell's skip_connect ops without the cap."""
+    node]} (DAAS, PC-DARTS) with their "betas_label", "primitives"}; with `max_skip` also
+    "skip_connect_uncapped": the normal cell's skip_connect ops without the cap."""
     method, arch = programs.config.method, programs.arch.read(runner)
     now = {"genotype": method.genotype(arch, max_skip), "op_weights": method.op_weights_numpy(arch),
            "betas": method.betas_numpy(arch), "betas_label": method.betas_label,

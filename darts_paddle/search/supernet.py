@@ -49,7 +49,8 @@ KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5
 DILATION = {"sep_conv_3x3": 1, "sep_conv_5x5": 1, "dil_conv_3x3": 2, "dil_conv_5x5": 2}
 ALPHAS = tuple(f"alphas_{c}" for c in CELLS)
 COL = {name: i for i, name in enumerate(PRIMITIVES)}
-# the ops whose weight scales a BN's output per channel (skip_connect: at stride 2)
+# the ops whose weight scales a BN's output per channel (skip_connect: at stride 2); W's
+# columns skip_connect .. BYPASS - 1, in this order (CellWeights slices them)
 SCALED = ("skip_connect", *CONV_OPS)
 assert [COL[op] for op in SCALED] == list(range(COL["skip_connect"], len(PRIMITIVES)))
 BYPASS = len(PRIMITIVES)  # W's column of the bypass factor with partial channels
@@ -225,7 +226,7 @@ class SearchCell:
                                           C_pp, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(params, stats, name + ".preprocess1", C_p, C, 1, 1, 0,
                                       affine=False)
-        self.reduction, self.C, self.C_op = reduction, C, C // k
+        self.reduction, self.C, self.k, self.C_op = reduction, C, k, C // k
         self.sources = [
             EdgesFromState(params, stats, f"{name}.from_{j}", C, targets(j),
                            2 if reduction and j < 2 else 1, k)
@@ -234,7 +235,7 @@ class SearchCell:
     def __call__(self, s0, s1, source_weights, ctx):
         """source_weights[j]: the EdgeWeights of the edges leaving state j."""
         states = [self.preprocess0(s0, ctx), self.preprocess1(s1, ctx)]
-        if self.reduction and self.sources[0].k > 1 and states[0].shape[2] % 2:
+        if self.reduction and self.k > 1 and states[0].shape[2] % 2:
             raise UserError(f"PC-DARTS max-pools the bypass of a reduction cell 2x2, which "
                             f"needs an even size: this cell gets {states[0].shape[2]} pixels; "
                             "use images whose side divides by 4, or --pc_k 1")
