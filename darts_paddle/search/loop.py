@@ -328,6 +328,10 @@ def run(args, resumed=None, world=SINGLE):
                 if not done["losses"]:
                     log.info("epoch %d lr %e %s", epoch + 1, programs.lr_scheduler(),
                              " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
+                    warmup = programs.config.method.warmup(args.epochs)
+                    if epoch < warmup:
+                        log.info("epoch %d: warm-up, the weights train alone (the architecture "
+                                 "from epoch %d on)", epoch + 1, warmup + 1)
                     log_architecture(architecture(programs, runner, args.max_skip))
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
                                            valid_batches, done, stop, world)
