@@ -1,7 +1,7 @@
 """Search benchmark: build, preparation and step times, op counts, peak memory.
 
     python bench/search_bench.py [--batches 16 64] [--steps 3] [--quick]
-                                 [--methods darts daas dadarts] [--processes 1 2]
+                                 [--methods darts daas dadarts pcdarts] [--processes 1 2]
 
 Each batch size runs in its own process (peak RSS is per process).  Every child builds the
 default supernet (C 16, 8 layers, CIFAR shapes, random data) with the second-order
@@ -73,8 +73,8 @@ def child(batch, steps, process_start, method_name="darts"):
         x, y = batches()
         return x[world.part(batch)], y[world.part(batch)]
     second, first = Architect(runner, programs, True), Architect(runner, programs, False)
-    second.set_epoch(10, 50)  # mid-search: every knob on
-    first.set_epoch(10, 50)
+    second.set_epoch(25, 50)  # mid-search: every knob on, past PC-DARTS's warm-up
+    first.set_epoch(25, 50)
 
     def step(architect):
         t = time.time()
@@ -159,12 +159,14 @@ def table(results):
 
 
 def main():
+    from darts_paddle.search.methods import METHODS
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[16, 64])
     p.add_argument("--steps", type=int, default=3, help="timed repetitions (median)")
     p.add_argument("--quick", action="store_true", help="batch 16 only, 2 repetitions")
-    p.add_argument("--methods", nargs="+", default=["darts"],
-                   choices=["darts", "daas", "dadarts"], help="search methods to time")
+    p.add_argument("--methods", nargs="+", default=["darts"], choices=METHODS,
+                   help="search methods to time")
     p.add_argument("--processes", type=int, nargs="+", default=[1],
                    help="data-parallel processes (paddle.distributed.launch) per row")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)

@@ -152,14 +152,25 @@ def _collapse_flags(p):
 
 
 def _method_flags(p):
-    """DAAS and DADARTS as their authors compute them (docs/methods.md, search/methods/)."""
+    """DAAS, DADARTS and PC-DARTS as their authors compute them (docs/methods.md,
+    search/methods/)."""
     from .search.methods import METHODS
 
-    g = p.add_argument_group("discretization-aware search")
+    g = p.add_argument_group("search methods")
     g.add_argument("--method", default="darts", choices=METHODS,
                    help="daas: DAAS (no 'none', edge weights beta, entropy and two-edge "
                         "loss); dadarts: the DADARTS recipe (= --dal_on_alphas "
-                        "--topk_on_alphas --linear_temperature_increase --hd_on_weights)")
+                        "--topk_on_alphas --linear_temperature_increase --hd_on_weights); "
+                        "pcdarts: PC-DARTS (partial channels, edge normalisation, warm-up), "
+                        "whose new runs default to --batch_size 256 --learning_rate 0.1 "
+                        "--learning_rate_min 0 --arch_learning_rate 6e-4 (the paper's)")
+    g.add_argument("--pc_k", type=positive_int, default=None,
+                   help="PC-DARTS: 1/K of each edge's input channels go through its mixed "
+                        "op (default 4; --init_channels must divide by K)")
+    g.add_argument("--warmup_epochs", type=non_negative_int, default=None,
+                   help="PC-DARTS: epochs that train the weights alone before the first "
+                        "architecture update (default 15 of 50: 30%% of --epochs, rounded "
+                        "down)")
     g.add_argument("--hd_on_weights", action="store_true", default=False,
                    help="train weights (and validate) on the hard one-hot of the alphas: "
                         "per node the top-1 op of its 2 strongest edges")

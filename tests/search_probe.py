@@ -17,7 +17,7 @@ import_paddle()
 from darts_paddle import distributed  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
-from darts_paddle.search.methods import ARCH, make_method  # noqa: E402
+from darts_paddle.search.methods import ARCH, METHODS, make_method  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 
 TINY = SearchConfig(C=2, layers=3, num_classes=5, image_size=8, epochs=4, unrolled=True,
@@ -30,14 +30,19 @@ def global_batch(seed):
     return rng.standard_normal((BATCH, 3, 8, 8)), rng.integers(0, 5, BATCH)
 
 
+# PC-DARTS splits the ops' channels in K parts: 2 of TINY's 2 (1 through the ops)
+FLAGS = {"pcdarts": {"pc_k": 2}}
+
+
 def make(method, world_size, place=None):
-    cfg = dataclasses.replace(TINY, method=make_method(method), world_size=world_size)
+    cfg = dataclasses.replace(TINY, method=make_method(method, **FLAGS.get(method, {})),
+                              world_size=world_size)
     programs = build_search_programs(cfg)
     runner = Runner(place, dtype="float64")
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
     architect = Architect(runner, programs, unrolled=True)
-    architect.set_epoch(2, 4)  # mid-search: every method's knobs on
+    architect.set_epoch(2, 4)  # mid-search: every method's knobs on, PC-DARTS warmed up
     return programs, runner, architect
 
 
@@ -53,7 +58,7 @@ def main(out):
         x, y = global_batch(seed)
         return x[world.part(BATCH)], y[world.part(BATCH)]
 
-    for method in ("darts", "daas", "dadarts"):
+    for method in METHODS:
         programs, runner, architect = make(method, world.size, place)
         dump = {}
         architect.gradient(part(1), OFF, ARCH)

@@ -1,4 +1,5 @@
-"""An independent, per-edge DARTS supernet for the tests, written the way the paper reads.
+"""An independent, per-edge DARTS supernet for the tests, written the way the paper reads
+(and PC-DARTS's, the way its authors' model_search.py computes it).
 
 Every edge is a mixed op sum_k softmax(alpha)[k] * op_k(x) over the 8 primitives, every op
 has its own weights and its own BN, nothing is shared or fused.  The weights are fed as
@@ -93,18 +94,53 @@ def _feed_tree(feed, prefix, tree):
     return feed(prefix, tree)
 
 
-def build_reference(weights, net, x_shape, dtype):
+def channel_shuffle(x, groups):
+    """The PC-DARTS authors' channel_shuffle: view [B, groups, C/groups, h, w], swap the
+    two channel axes, flatten."""
+    b, c, h, w = x.shape
+    x = paddle.reshape(x, [b, groups, c // groups, h, w])
+    return paddle.reshape(paddle.transpose(x, [0, 2, 1, 3, 4]), [b, c, h, w])
+
+
+def pc_mixed_op(x, weights, stride, w, k):
+    """The PC-DARTS authors' MixedOp.forward: the ops see the first C/k channels, the rest
+    is concatenated behind (max-pooled 2x2 where the ops halve the size), then shuffled."""
+    c = x.shape[1]
+    xtemp, xtemp2 = x[:, :c // k], x[:, c // k:]
+    temp1 = mixed_op(xtemp, weights, stride, w)
+    if temp1.shape[2] != x.shape[2]:  # reduction cell needs pooling before concat
+        xtemp2 = F.max_pool2d(xtemp2, 2, 2)
+    return channel_shuffle(paddle.concat([temp1, xtemp2], axis=1), k)
+
+
+def node_softmax(betas, steps=4):
+    """The PC-DARTS authors' weights2: softmax(betas[0:2]), then softmax over the 3, 4, 5
+    betas of each later node, concatenated."""
+    parts, start = [], 0
+    for n in range(2, steps + 2):
+        parts.append(F.softmax(betas[start:start + n], axis=0))
+        start += n
+    return paddle.concat(parts)
+
+
+def build_reference(weights, net, x_shape, dtype, pc_k=None):
     """Per-edge supernet over the fused network's weights.
 
     weights: {weight name: array} of the fused network (ParamStore.unbank).
-    Returns (feeds dict, x, y, alphas_normal, alphas_reduce, loss) in the current program.
+    pc_k: the PC-DARTS network instead (the authors' model_search.py): partial channels
+    (`pc_mixed_op`), and every edge output times its node's softmax of `betas_<cell>`.
+    Returns (feeds dict, x, y, {architecture parameter: its data variable}, loss) in the
+    current program.
     """
     feed = Feeds(dtype)
     x = paddle.static.data("x", list(x_shape), dtype)
     y = paddle.static.data("y", [x_shape[0]], "int64")
-    a_normal = paddle.static.data("alphas_normal", [14, 8], dtype)
-    a_reduce = paddle.static.data("alphas_reduce", [14, 8], dtype)
-    for a in (a_normal, a_reduce):
+    arch = {f"alphas_{c}": paddle.static.data(f"alphas_{c}", [14, 8], dtype)
+            for c in ("normal", "reduce")}
+    if pc_k:
+        arch.update({f"betas_{c}": paddle.static.data(f"betas_{c}", [14], dtype)
+                     for c in ("normal", "reduce")})
+    for a in arch.values():
         a.stop_gradient = False
     s = F.conv2d(x, feed("stem.conv", weights["stem.conv"]), padding=1)
     s = F.batch_norm(s, paddle.zeros([s.shape[1]], dtype), paddle.ones([s.shape[1]], dtype),
@@ -113,22 +149,28 @@ def build_reference(weights, net, x_shape, dtype):
     s0 = s1 = s
     for i, cell in enumerate(net.cells):
         name, C = f"cells.{i}", cell.C
+        kind = "reduce" if cell.reduction else "normal"
         if hasattr(cell.preprocess0, "conv_1"):  # the previous cell reduced
             t0 = factorized_reduce(s0, feed(name + ".p0.1", weights[name + ".preprocess0.conv_1"]),
                                    feed(name + ".p0.2", weights[name + ".preprocess0.conv_2"]))
         else:
             t0 = relu_conv_bn(s0, feed(name + ".p0", weights[name + ".preprocess0.conv"]))
         t1 = relu_conv_bn(s1, feed(name + ".p1", weights[name + ".preprocess1.conv"]))
-        soft = F.softmax(a_reduce if cell.reduction else a_normal, axis=-1)
+        soft = F.softmax(arch[f"alphas_{kind}"], axis=-1)
+        edge_scale = node_softmax(arch[f"betas_{kind}"]) if pc_k else None
         states, offset = [t0, t1], 0
         for node in range(4):
             terms = []
             for j in range(node + 2):
                 stride = 2 if cell.reduction and j < 2 else 1
                 e = node - max(0, j - 1)  # position of this edge among those leaving j
-                w = edge_weights(weights, i, j, e, C, stride)
+                w = edge_weights(weights, i, j, e, C // (pc_k or 1), stride)
                 w = _feed_tree(feed, f"{name}.{j}.{e}", w)
-                terms.append(mixed_op(states[j], soft[offset + j], stride, w))
+                if pc_k:
+                    terms.append(edge_scale[offset + j]
+                                 * pc_mixed_op(states[j], soft[offset + j], stride, w, pc_k))
+                else:
+                    terms.append(mixed_op(states[j], soft[offset + j], stride, w))
             offset += node + 2
             states.append(paddle.add_n(terms))
         s0, s1 = s1, paddle.concat(states[2:], axis=1)
@@ -136,4 +178,4 @@ def build_reference(weights, net, x_shape, dtype):
     logits = paddle.matmul(pooled, feed("fc.w", weights["classifier.weight"])) + feed(
         "fc.b", weights["classifier.bias"])
     loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
-    return feed.values, x, y, a_normal, a_reduce, loss
+    return feed.values, x, y, arch, loss

@@ -75,7 +75,7 @@ def test_default_supernet_has_the_published_weight_count():
     assert SearchNetwork(16, 10, 8, 1).params.size == 1_930_618 - 864
 
 
-@pytest.mark.parametrize("method", ["darts", "daas", "dadarts"])
+@pytest.mark.parametrize("method", ["darts", "daas", "dadarts", "pcdarts"])
 def test_gradient_program_stays_small(method):
     """The op count (independent of C and image size) of the default 8-cell supernet."""
     programs = build_search_programs(SearchConfig(C=4, layers=8, image_size=8,
@@ -92,9 +92,9 @@ def test_fused_supernet_equals_per_edge_reference(search):
     weights = programs.network.params.unbank(banks(programs, runner))
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, startup):
-        feeds, _, _, a_n, a_r, ref_loss = search_reference.build_reference(
+        feeds, _, _, arch, ref_loss = search_reference.build_reference(
             weights, programs.network, x.shape, "float64")
-        grads = paddle.static.gradients([ref_loss], [a_n, a_r])
+        grads = paddle.static.gradients([ref_loss], [arch[a] for a in ALPHAS])
     exe = paddle.static.Executor(paddle.CPUPlace())
     out = exe.run(main, feed={**feeds, "x": x, "y": y, **alphas(runner)},
                   fetch_list=[ref_loss, *grads], scope=paddle.static.Scope())

@@ -23,7 +23,7 @@ import_paddle()
 
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
-from darts_paddle.search.methods import ARCH, HESSIAN, UNROLL  # noqa: E402
+from darts_paddle.search.methods import ARCH, HESSIAN, METHODS, UNROLL  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 
 import launching  # noqa: E402
@@ -31,7 +31,6 @@ import search_probe as probe_script  # noqa: E402
 import train_search  # noqa: E402
 from launching import REPO, launched  # noqa: E402
 
-METHODS = ("darts", "daas", "dadarts")
 HALVES = (slice(0, 2), slice(2, 4))  # the two processes' parts of a batch of 4
 
 

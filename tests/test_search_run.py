@@ -205,3 +205,40 @@ def test_a_search_without_a_normal_cell_is_refused_before_it_writes(layers, fash
     assert len(err) == 1 and err[0].startswith(f"error: --layers {layers} has no normal cell")
     assert err[0].endswith("search with --layers 3 or more")
     assert os.listdir(tmp_path) == []  # no run directory
+
+
+def test_pcdarts_search_warms_up_records_betas_and_resumes(fashion_root, tmp_path,
+                                                            monkeypatch):
+    """--method pcdarts end to end: the paper's flags where none are given, the warm-up (15
+    of 50 epochs, here 1 of 4) fixed when the run starts, so that a resume with more
+    --epochs keeps it; softmax(beta) of nodes 0-3 in history.json, and their plots."""
+    from darts_paddle.viz.evolution import render_evolution
+
+    monkeypatch.chdir(tmp_path)
+    argv = flags(fashion_root, "pc", "--method", "pcdarts", "--pc_k", "2", "--epochs", "4",
+                 "--eigen_batches", "0")
+    argv.remove("--unrolled")
+    assert cli.run_main(train_search.main, argv) == 0
+    path = run_dir("pc")
+
+    def adam_steps():  # Adam's beta1 power starts at 0.5 and halves with every step
+        arrays, meta = final_state(path)
+        (power,) = [v for k, v in arrays.items() if "beta1_pow" in k and "alphas_normal" in k]
+        return round(np.log(float(power[0])) / np.log(0.5)) - 1, meta["flags"]
+
+    steps, run_flags = adam_steps()
+    assert steps == 3 * 3  # 3 steps in each of epochs 2-4: epoch 1 trained the weights alone
+    log = open(os.path.join(path, "log.txt")).read()
+    assert "epoch 1: warm-up, the weights train alone (the architecture from epoch 2 on)" in log
+    assert "epoch 2: warm-up" not in log and "softmax(beta) (normal cell, nodes 0-3)" in log
+    assert (run_flags["warmup_epochs"], run_flags["learning_rate"], run_flags["batch_size"],
+            run_flags["arch_learning_rate"], run_flags["pc_k"]) == (1, 0.1, 4, 6e-4, 2)
+    history = json.load(open(os.path.join(path, "history.json")))
+    assert [len(b) for b in history[-1]["softmax_betas_reduce"]] == [2, 3, 4, 5]
+    assert abs(sum(history[-1]["softmax_betas_normal"][3]) - 1) < 1e-5
+    names = sorted(os.path.basename(p) for p in render_evolution(path))
+    assert "betas_normal.png" in names and "betas_reduce.png" in names
+    # 8 epochs would warm up for 2; the run keeps its 1, and the architecture trains on
+    assert cli.run_main(train_search.main, ["--resume", path, "--epochs", "8"]) == 0
+    steps, run_flags = adam_steps()
+    assert steps == 7 * 3 and run_flags["warmup_epochs"] == 1

@@ -1,10 +1,12 @@
 """The architecture parameters of a search, owned by one object: the alphas of both cell
-types and, for DAAS, the betas.  Each belongs to a group ("alphas", "betas") that has its
+types and, for DAAS and PC-DARTS, the betas (one per input edge of the nodes that have them).  Each belongs to a group ("alphas", "betas") that has its
 own Adam and learning rate; names, shapes, initial values and reading them back live here,
 so no other code tells them apart by name."""
 
 from dataclasses import dataclass
 from typing import Tuple
+
+import numpy as np
 
 from ..genotype import CELLS
 
@@ -27,6 +29,13 @@ class ArchParameters:
         """alphas_<cell> [edges, ops] ~ noise x N(0, 1), for both cell types."""
         return cls(ArchParameter(f"alphas_{c}", (edges, ops), "alphas", 0.0, noise)
                    for c in CELLS)
+
+    @classmethod
+    def betas(cls, nodes, start, noise):
+        """betas_<cell>, one per input edge of each node in `nodes` (node k has k + 2), for
+        both cell types ~ start + noise x N(0, 1); start: a float or an array of their shape."""
+        shape = (sum(n + 2 for n in nodes),)
+        return cls(ArchParameter(f"betas_{c}", shape, "betas", start, noise) for c in CELLS)
 
     def __add__(self, other):
         return ArchParameters(self.parameters + other.parameters)
@@ -53,3 +62,8 @@ class ArchParameters:
         """{name: array}: their current values."""
         return {name: runner.get(name) for name in self.names}
 
+
+
+def split_per_node(betas, nodes):
+    """One cell's betas -> [the betas of each node in `nodes`] (node k: k + 2 of them)."""
+    return np.split(np.asarray(betas, np.float64), np.cumsum([n + 2 for n in nodes])[:-1])

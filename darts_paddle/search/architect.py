@@ -18,7 +18,8 @@ round trip), and the BN running statistics are left alone by the extra passes
 Methods beyond plain DARTS (methods/) read per-epoch knobs (`set_epoch`), knobs computed
 from the current alphas (refreshed before each step and after the alpha update) and
 switches saying which op weights each pass uses: UNROLL (the gradient for w'), ARCH
-(dL_val), HESSIAN (g+-), WEIGHTS (the weight step).
+(dL_val), HESSIAN (g+-), WEIGHTS (the weight step).  In a method's warm-up (PC-DARTS) the
+architecture is not updated at all: no pass, no Adam step.
 """
 
 import numpy as np
@@ -36,13 +37,13 @@ class Architect:
         self.runner, self.p, self.unrolled = runner, programs, unrolled
         self.method = programs.config.method
         self.knobs = self.current = {}
-        self.epoch = 0
+        self.epoch, self.epochs = 0, 1
         if unrolled and "unroll" not in programs.progs:
             raise ValueError("second order needs programs built with unrolled=True")
 
     def set_epoch(self, epoch, epochs):
         """Take the method's knobs of 0-based `epoch` of `epochs`; returns them."""
-        self.epoch = epoch
+        self.epoch, self.epochs = epoch, epochs
         self.knobs = self.method.knobs(epoch, epochs)
         self.refresh()
         return self.knobs
@@ -68,7 +69,10 @@ class Architect:
         return float(loss), float(acc)
 
     def step(self, train_batch, valid_batch, eta):
-        """Update alpha on a validation batch; returns the validation (loss, accuracy)."""
+        """Update alpha on a validation batch; returns the validation (loss, accuracy), or
+        None in the method's warm-up, which leaves the architecture alone."""
+        if self.epoch < self.method.warmup(self.epochs):
+            return None
         self.refresh()
         result = self.alpha_gradient(train_batch, valid_batch, eta)
         self.runner.run(self.p["alpha_step"])           # alpha <- Adam(alpha, G_alpha)

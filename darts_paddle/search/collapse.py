@@ -48,7 +48,7 @@ def fixed_batches(loader, count):
 class AlphaHessian:
     """u -> H u, H the Hessian with respect to the alphas of the loss the architect follows
     (its validation pass, `ARCH`: DAAS's and DADARTS's terms included) at the current
-    weights, averaged over `batches`.  DAAS's betas stay where they are.
+    weights, averaged over `batches`.  DAAS's and PC-DARTS's betas stay where they are.
 
     Only the alphas move, and `restore` sets them back from a saved copy; the weights are
     never written and the passes leave the BN statistics alone (bn_update = 0).  The step

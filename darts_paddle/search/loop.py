@@ -27,7 +27,7 @@ import numpy as np
 from .. import cli, data, distributed, vdl
 from ..distributed import SINGLE
 from ..errors import UserError
-from ..genotype import (CELLS, check_search_layers, format_genotype, genotype_from_json,
+from ..genotype import (CELLS, STEPS, check_search_layers, format_genotype, genotype_from_json,
                         genotype_to_json, save_genotype_json)
 from ..progress import epoch_bar, epoch_steps
 from ..runner import Runner
@@ -45,12 +45,17 @@ log = logging.getLogger("darts_paddle.search")
 NOTHING = {"losses": [], "accs": []}  # the steps done of an epoch not yet begun
 
 
-def method_of(args):
-    """The search method of the flags (methods/); contradictory flags are a UserError."""
+def method_of(args, given=None):
+    """The search method of the flags (methods/); with `given` (a new run's flags named on
+    the command line) the flags left out first take the method's defaults.  Contradictory
+    flags are a UserError."""
     try:
-        return make_method(args.method, **{k: getattr(args, k) for k in FLAGS})
+        method = make_method(args.method, **{k: getattr(args, k) for k in FLAGS})
+        if given is not None:
+            method.set_run_flags(args, given)
+        return method
     except ValueError as exc:
-        raise UserError(f"{exc}: drop the DADARTS flags or use --method darts") from None
+        raise UserError(str(exc)) from None
 
 
 def make_loaders(args, spec, world=SINGLE):
@@ -93,11 +98,12 @@ def build(args, spec, world=SINGLE, place=None):
 def architecture(programs, runner, max_skip=None):
     """What the architecture parameters say now: {"genotype" (its normal cell with at most
     `max_skip` skip_connect ops), "op_weights": {cell: array}, "betas": {cell: [array per
-    node]} (DAAS), "primitives"}; with `max_skip` also "skip_connect_uncapped": the normal
-    cell's skip_connect ops without the cap."""
+    node]} (DAAS, PC-DARTS) with their "betas_label", "primitives"}; with `max_skip` also
+    "skip_connect_uncapped": the normal cell's skip_connect ops without the cap."""
     method, arch = programs.config.method, programs.arch.read(runner)
     now = {"genotype": method.genotype(arch, max_skip), "op_weights": method.op_weights_numpy(arch),
-           "betas": method.betas_numpy(arch), "primitives": list(method.primitives)}
+           "betas": method.betas_numpy(arch), "betas_label": method.betas_label,
+           "primitives": list(method.primitives)}
     if max_skip is not None:
         now["skip_connect_uncapped"] = collapse.skip_count(method.genotype(arch).normal)
     return now
@@ -116,13 +122,15 @@ def log_architecture(now):
         log.info("op weights (%s cell; columns %s) =\n%s", cell, ", ".join(now["primitives"]),
                  np.array2string(weights, precision=3), extra=cli.FILE_ONLY)
     for cell, nodes in now["betas"].items():
-        log.info("softmax(min(beta, 1)) (%s cell, nodes 1-3) = %s", cell,
+        log.info("%s (%s cell, nodes %d-%d) = %s", now["betas_label"], cell,
+                 STEPS - len(nodes), STEPS - 1,
                  "  ".join(np.array2string(b, precision=3) for b in nodes), extra=cli.FILE_ONLY)
 
 
 def epoch_record(epoch, now, train, valid, eigenvalue=None):
     """One history.json record: accuracies, genotype, op weights per edge (the columns
-    are `primitives`: DAAS has no 'none'), DAAS's softmax(min(beta, 1)) per node, and the
+    are `primitives`: DAAS has no 'none'), the edge weights per node of DAAS
+    (softmax(min(beta, 1)), nodes 1-3) and PC-DARTS (softmax(beta), nodes 0-3), and the
     signs of collapse: lambda_max (None when not estimated), the derived cells' skip_connect
     counts and parameter-free shares, the op weights' entropy (collapse.py)."""
     record = {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
@@ -208,9 +216,9 @@ def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, d
         if stop.requested:
             break
         tic = time.time()
-        valid_loss, _ = architect.step(train_batch, next(valid_batches), eta)
+        valid = architect.step(train_batch, next(valid_batches), eta)  # None: warm-up
         loss, acc = architect.weight_step(train_batch)
-        check_finite(args, epoch, step, {"the validation loss": valid_loss,
+        check_finite(args, epoch, step, {**({"the validation loss": valid[0]} if valid else {}),
                                          "the training loss": loss,
                                          **programs.arch.read(architect.runner)})
         losses.append(loss)
@@ -274,7 +282,7 @@ def main(args, given):
         if world.is_main:
             remove_stale_temporaries(args.save)  # what a killed save left behind
         resumed = state.load_state(args, given)
-    method_of(args)  # contradictory method flags fail before anything is written
+    method_of(args, None if args.resume else given)  # before anything is written
     if args.early_stop_eigen and not args.eigen_batches:
         raise UserError("--early_stop_eigen watches the Hessian eigenvalue, which "
                         "--eigen_batches 0 turns off: give --eigen_batches 1 or more")
@@ -344,6 +352,10 @@ def run(args, resumed=None, world=SINGLE):
                 if not done["losses"]:
                     log.info("epoch %d lr %e %s", epoch + 1, rates["lr"],
                              " ".join(f"{k} {v.tolist()}" for k, v in knobs.items()))
+                    warmup = programs.config.method.warmup(args.epochs)
+                    if epoch < warmup:
+                        log.info("epoch %d: warm-up, the weights train alone (the architecture "
+                                 "from epoch %d on)", epoch + 1, warmup + 1)
                     log_architecture(architecture(programs, runner, args.max_skip))
                 losses, accs = train_epoch(epoch, args, programs, architect, train_loader,
                                            valid_batches, done, stop, world, board)

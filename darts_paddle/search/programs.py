@@ -167,7 +167,8 @@ def build_weight_step(net, shared, cfg, startup):
 
 def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     """All programs of the search, built once, sharing variables by name."""
-    net = SearchNetwork(cfg.C, cfg.num_classes, cfg.layers, cfg.in_channels)
+    net = SearchNetwork(cfg.C, cfg.num_classes, cfg.layers, cfg.in_channels,
+                        k=cfg.method.partial_channels)
     arch = cfg.method.arch_parameters()
     shared = SharedVars(cfg.dtype)
     startup = paddle.static.Program()

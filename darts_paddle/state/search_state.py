@@ -72,7 +72,8 @@ def load_state(args, given):
 
 
 def _discretization_aware(flags):
-    """Do a checkpoint's flags select DAAS or a DADARTS option (methods/make_method)?"""
+    """Do a checkpoint's flags select a method other than plain DARTS (methods/make_method)?
+    (PC-DARTS came after revision 1: its checkpoints all have revision 2.)"""
     from ..search.methods import Darts, make_method
 
     method = make_method(flags["method"], **{k: flags[k] for k in METHOD_FLAGS if k in flags})

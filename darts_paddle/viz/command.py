@@ -28,8 +28,8 @@ def build_parser():
     parser.add_argument('arch', help='genotype: a name from genotypes.py, a Genotype(...) literal, '
                                      'or the path of a genotype JSON; or a search directory '
                                      'holding history.json (writes networks.gif, '
-                                     'alphas_normal.png, alphas_reduce.png, for a DAAS '
-                                     'search betas_normal.png, betas_reduce.png, and '
+                                     'alphas_normal.png, alphas_reduce.png, for a DAAS or '
+                                     'PC-DARTS search betas_normal.png, betas_reduce.png, and '
                                      'collapse.png: lambda_max and skip counts per epoch)')
     parser.add_argument('--format', choices=('pdf', 'png', 'both'), default='both',
                         help='output format (default: both)')

@@ -3,7 +3,7 @@
 Two kinds of picture: `networks.gif`, one frame per epoch with the reduction cell above the
 normal cell of the genotype derived at that epoch (each cell type keeps one layout over the
 frames, so that only its edges change), and `alphas_<cell>.png`, the softmax(alpha) of every
-edge over the epochs, one small plot per edge and one line per op. Records of a DAAS search also
+edge over the epochs, one small plot per edge and one line per op. Records of a DAAS or PC-DARTS search also
 carry edge weights, drawn as `betas_<cell>.png`: one plot per node that has them, one line per
 incoming edge.  Records that carry the signs of collapse (search/collapse.py) give
 `collapse.png`: lambda_max, the skip_connect counts, the parameter-free share and the op
@@ -12,7 +12,8 @@ weights' entropy over the epochs.
 Record keys read here besides the genotype: `epoch`, `valid_acc` (optional),
 `softmax_alphas_<cell>` ([edges][ops]), `primitives` (optional: the op names of those columns,
 PRIMITIVES when absent; DAAS has no 'none') and `softmax_betas_<cell>` (optional, DAAS:
-softmax(min(beta, 1)) of nodes 1..steps-1, node k's list over its k + 2 inputs), and for
+softmax(min(beta, 1)) of nodes 1..steps-1, PC-DARTS: softmax(beta) of nodes 0..steps-1;
+node k's list over its k + 2 inputs), and for
 collapse.png `hessian_eigenvalue` (null when not estimated), `skip_connect`,
 `parameter_free`, `alpha_entropy` ({cell: number}), `skip_connect_uncapped` ({"normal":
 number}, with --max_skip) and `early_stop` (in the record DARTS-ES stopped after).
@@ -74,7 +75,8 @@ def _check_betas_everywhere(history, path):
 
 
 def has_betas(history):
-    """True for the records of a DAAS search (load_history made sure all or none carry them)."""
+    """True for the records of a DAAS or PC-DARTS search (load_history made sure all or none
+    carry them)."""
     return 'softmax_betas_normal' in history[0]
 
 
@@ -119,15 +121,17 @@ def alpha_series(history, cell):
 
 
 def beta_series(history, cell):
-    """Edge weights of one cell over the epochs, one array [epochs, inputs] per node 1..steps-1.
+    """Edge weights of one cell over the epochs, one array [epochs, inputs] per node that has
+    them: nodes 1..steps-1 (DAAS: node 0 keeps both its inputs) or 0..steps-1 (PC-DARTS).
 
-    Node k (k >= 1) has k + 2 inputs; node 0 has no edge weights (it keeps both inputs).
+    Node k has k + 2 inputs.
     """
     steps = steps_from_edges(alpha_series(history, cell).shape[1])
     key = f'softmax_betas_{cell}'
-    sizes = [node + 2 for node in range(1, steps)]
-    expected = (f"{len(sizes)} lists (nodes 1..{steps - 1}) of {', '.join(map(str, sizes))} "
-                "edge weights")
+    first = 0 if len(history[0][key]) == steps else 1
+    sizes = [node + 2 for node in range(first, steps)]
+    expected = (f"{len(sizes)} lists (nodes {first}..{steps - 1}) of "
+                f"{', '.join(map(str, sizes))} edge weights")
     per_node = [[] for _ in sizes]
     for i, record in enumerate(history):
         betas = record[key]
@@ -138,7 +142,7 @@ def beta_series(history, cell):
         if rows is None or [r.shape for r in rows] != [(n,) for n in sizes]:
             got = 'non-numeric entries' if rows is None else f'lengths {[r.size for r in rows]}'
             raise UserError(f"{key} in {HISTORY}, record {i}: expected {expected}, got {got}; "
-                            "one list per node with 3 or more inputs")
+                            "one list per node, as record 0 has")
         for node_rows, row in zip(per_node, rows):
             node_rows.append(row)
     return [np.stack(rows) for rows in per_node]
@@ -301,7 +305,8 @@ def plot_alphas(history, cell, path):
 # --------------------------------------------------------------------------- beta plots
 
 def betas_figure(history, cell):
-    """One plot per node with edge weights (DAAS: nodes 1, 2, 3), one line per incoming edge."""
+    """One plot per node with edge weights (DAAS: nodes 1, 2, 3; PC-DARTS: 0 to 3), one line
+    per incoming edge."""
     from matplotlib.figure import Figure
 
     series = beta_series(history, cell)
@@ -309,15 +314,16 @@ def betas_figure(history, cell):
     fig = Figure(figsize=(3.6 * len(series), 3.2), layout='constrained')
     # no shared y: the weights of 3, 4, 5 inputs sit around 1/3, 1/4, 1/5
     axes = fig.subplots(1, len(series), sharex=True, squeeze=False)[0]
+    first = steps_from_edges(alpha_series(history, cell).shape[1]) - len(series)
     for k, (ax, values) in enumerate(zip(axes, series)):
-        node = k + 1
+        node = first + k
         for j in range(values.shape[1]):
             ax.plot(epochs, values[:, j], label=input_name(j), marker=_markers(epochs))
         ax.set_title(f'node {node} ({node + 2} inputs)', fontsize=10)
         ax.set_xlabel('epoch')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel('softmax(min(β, 1))')
+    axes[0].set_ylabel('softmax(β)' if first == 0 else 'softmax(min(β, 1))')  # PC-DARTS, DAAS
     _epoch_axes(axes)
     fig.suptitle(f'{_CELL_TITLES[cell]}: edge weights per node over the epochs')
     return fig
@@ -420,8 +426,8 @@ def plot_collapse(history, path):
 
 def render_evolution(save_dir, out_dir=None, duration_ms=800):
     """Write networks.gif, alphas_normal.png, alphas_reduce.png, for records with edge
-    weights (DAAS) betas_normal.png, betas_reduce.png, and for records with the signs of
-    collapse collapse.png; return their paths in that order."""
+    weights (DAAS, PC-DARTS) betas_normal.png, betas_reduce.png, and for records with the
+    signs of collapse collapse.png; return their paths in that order."""
     history = load_history(save_dir)
     betas, collapse = has_betas(history), has_collapse_signals(history)
     for cell in CELLS:  # fail on bad records before the slow drawing starts

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...genotype import CELLS, PRIMITIVES, STEPS, num_edges, softmax
 from ...paddle_static import F, paddle
-from ..arch_params import ArchParameter, ArchParameters
+from ..arch_params import ArchParameters, split_per_node
 from . import graph
 from .darts import Darts
 
@@ -47,14 +47,14 @@ class Daas(Darts):
     name = "daas"
     primitives = PRIMITIVES[1:]
     alpha_frozen_epochs = ALPHA_FROZEN
+    betas_label = "softmax(min(beta, 1))"
 
     def arch_parameters(self):
         """alphas [14, 7] ~ 1e-4 N(0, 1); betas [12] per cell, 0.666 / 0.5 / 0.4 (nodes
         with 3, 4, 5 inputs) + 1e-4 N(0, 1)."""
         start = np.concatenate([[BETA_INIT[n]] * (n + 2) for n in BETA_NODES])
-        betas = ArchParameters(ArchParameter(f"betas_{c}", start.shape, "betas", start, 1e-4)
-                               for c in CELLS)
-        return ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-4) + betas
+        return (ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-4)
+                + ArchParameters.betas(BETA_NODES, start, 1e-4))
 
     def knobs(self, epoch, epochs):
         return {"daas_w": np.array(loss_weights(epoch, epochs))}
@@ -63,29 +63,23 @@ class Daas(Darts):
         return {"daas_w": [2]} if training else {}
 
     def op_weights(self, arch, knobs):
-        """Both cells at once, per node on a padded [nodes, 5] table of betas.  Without the
-        loss weights (the inference program) no extra loss."""
+        """Both cells at once, per node on a padded [nodes, 5] table of betas (graph.by_node).
+        Without the loss weights (the inference program) no extra loss."""
         alpha, beta = graph.stacked(arch, "alphas"), graph.stacked(arch, "betas")
         dtype, n_edges = alpha.dtype, alpha.shape[0]
         x = 2 * alpha
         op_weights = F.softmax(paddle.where(x < -1, x * x * x, x), axis=-1)
-        index, position = _beta_tables()
-
-        def per_node(values, pad):  # [24] -> [6, 5], pads set to `pad`
-            padded = paddle.concat([values, paddle.full([1], pad, dtype)])
-            return paddle.reshape(paddle.gather(padded, graph.index(index)), list(index.shape))
-
-        edge_share = F.softmax(per_node(paddle.minimum(beta, paddle.ones_like(beta)), -1e30),
-                               axis=1)
+        edge_share = F.softmax(graph.by_node(paddle.minimum(beta, paddle.ones_like(beta)),
+                                             BETA_NODES, -1e30), axis=1)
         inputs = graph.table([[n + 2.0] for n in BETA_NODES] * len(CELLS), dtype)
-        scaled = paddle.concat([paddle.reshape(edge_share * inputs, [-1]), paddle.ones([1], dtype)])
-        edge_factor = paddle.unsqueeze(paddle.gather(scaled, graph.index(position)), -1)
+        edge_factor = graph.to_edges(edge_share * inputs, BETA_NODES, 1.0)  # node 0: 1
         weights = paddle.concat([paddle.zeros([n_edges, 1], dtype), op_weights], axis=1) * edge_factor
         if "daas_w" not in knobs:
             return graph.per_cell(weights), None
         w = knobs["daas_w"]
         h_alpha = paddle.sum(graph.entropy(op_weights))  # summed over edges (MinEntropyLoss.py)
-        two_edges = paddle.sum(per_node(paddle.clip(beta, min=0.0, max=1.0), 0.0), axis=1) - 2
+        two_edges = paddle.sum(graph.by_node(paddle.clip(beta, min=0.0, max=1.0), BETA_NODES, 0.0),
+                               axis=1) - 2
         nodes = paddle.sum(graph.const(EDGES_WEIGHT, dtype) * two_edges * two_edges
                            + graph.entropy(edge_share))
         term = graph.const(LOSS_WEIGHT, dtype) * w[0] * (w[1] * h_alpha + NODE_WEIGHT * nodes)
@@ -99,28 +93,6 @@ class Daas(Darts):
         """{cell: [the betas of nodes 1, 2, 3]}: softmax(min(beta, 1)), the edge weights
         the cells use, or the raw betas (normalised=False, what the genotype ranks: the
         softmax would tie every beta above 1)."""
-        result = {}
-        for c in CELLS:
-            parts = np.split(np.asarray(arch[f"betas_{c}"], np.float64),
-                             np.cumsum([n + 2 for n in BETA_NODES])[:-1])
-            result[c] = [softmax(np.minimum(p, 1.0)) if normalised else p for p in parts]
-        return result
+        return {c: [softmax(np.minimum(p, 1.0)) if normalised else p
+                    for p in split_per_node(arch[f"betas_{c}"], BETA_NODES)] for c in CELLS}
 
-
-def _beta_tables():
-    """Index tables for per-node work on both cells' betas stacked ([24]: nodes 1..3 of each
-    cell, one beta per input edge): index [6 nodes, 5]: each node's betas, padded with 24
-    (a slot the caller appends); position [28 edges]: where an edge's weight lands in that
-    table flattened, or 30 (a slot of ones after it) for node 0's two edges."""
-    width, edges = max(BETA_NODES) + 2, num_edges(STEPS)
-    n_betas = len(CELLS) * sum(n + 2 for n in BETA_NODES)
-    index, position = [], np.full(len(CELLS) * edges, len(CELLS) * len(BETA_NODES) * width)
-    first_beta = 0
-    for c in range(len(CELLS)):
-        for node in BETA_NODES:
-            first_edge = c * edges + sum(n + 2 for n in range(node))
-            position[first_edge:first_edge + node + 2] = len(index) * width + np.arange(node + 2)
-            index.append(list(range(first_beta, first_beta + node + 2))
-                         + [n_betas] * (width - node - 2))
-            first_beta += node + 2
-    return np.array(index), position

@@ -22,6 +22,12 @@ UNROLL, ARCH, HESSIAN, WEIGHTS = "unroll", "arch", "hessian", "weights"
 class Darts:
     name = "darts"
     primitives = PRIMITIVES
+    partial_channels = 1  # 1/k of each edge's input channels go through its mixed op (PC-DARTS)
+    betas_label = None  # what betas_numpy's normalised values are, for the log
+
+    def set_run_flags(self, args, given):
+        """Set a new run's flags that the command line leaves out (`given`: those it names)
+        to the method's own defaults, and check them; ValueError on a contradiction."""
 
     def arch_parameters(self):
         """alphas [14, 8] per cell type, ~ 1e-3 N(0, 1) as the original."""
@@ -54,6 +60,11 @@ class Darts:
         """Factor of alpha's learning rate at 0-based `epoch`."""
         return 0.0 if epoch < self.alpha_frozen_epochs else 1.0
 
+    def warmup(self, epochs):
+        """The first epochs of a run of `epochs` without any architecture update (no
+        validation pass, no Adam step): the weights alone train."""
+        return 0
+
     # ------------------------------------------------------------------ in the program
 
     def op_weights(self, arch, knobs):
@@ -68,7 +79,8 @@ class Darts:
         return {c: softmax(np.asarray(arch[f"alphas_{c}"], np.float64)) for c in CELLS}
 
     def betas_numpy(self, arch, normalised=True):
-        """{cell: [edge weights of nodes 1..3]} of methods that have them, else {}."""
+        """{cell: [edge weights per node]} of the nodes that have them (DAAS: 1..3, PC-DARTS:
+        0..3), else {}."""
         return {}
 
     def genotype(self, arch, max_skip=None):

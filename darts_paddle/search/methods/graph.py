@@ -1,8 +1,11 @@
-"""Small program-building helpers that the methods share."""
+"""Small program-building helpers that the methods share, among them the per-node work on
+edge weights beta (DAAS, PC-DARTS): one beta per input edge of each node that has them."""
+
+import functools
 
 import numpy as np
 
-from ...genotype import CELLS
+from ...genotype import CELLS, STEPS, num_edges
 from ...paddle_static import paddle
 
 
@@ -40,3 +43,40 @@ def entropy(p, axis=-1):
     """Entropy of each distribution along `axis`; padding entries (p = 0) add nothing."""
     tiny = paddle.full([1], 1e-30, p.dtype)
     return -paddle.sum(p * paddle.log(paddle.maximum(p, tiny)), axis=axis)
+
+
+@functools.lru_cache(maxsize=None)
+def node_tables(nodes):
+    """Index tables over both cells' betas stacked (cell by cell, for each node in `nodes`
+    its k + 2 betas, node k having k + 2 inputs):
+    index [cells * len(nodes), widest]: each node's betas, padded with the index one past
+    the betas (a slot `by_node` appends);
+    position [cells * edges]: where each edge's beta lands in that table flattened, or one
+    past the table (a slot `to_edges` appends) for the edges of nodes without betas."""
+    width, edges = max(nodes) + 2, num_edges(STEPS)
+    n_betas = len(CELLS) * sum(n + 2 for n in nodes)
+    index, position = [], np.full(len(CELLS) * edges, len(CELLS) * len(nodes) * width)
+    first_beta = 0
+    for c in range(len(CELLS)):
+        for node in nodes:
+            first_edge = c * edges + num_edges(node)
+            position[first_edge:first_edge + node + 2] = len(index) * width + np.arange(node + 2)
+            index.append(list(range(first_beta, first_beta + node + 2))
+                         + [n_betas] * (width - node - 2))
+            first_beta += node + 2
+    return np.array(index), position
+
+
+def by_node(values, nodes, pad):
+    """Both cells' betas stacked -> [nodes, widest node]: one row per node, padded with `pad`."""
+    rows, _ = node_tables(nodes)
+    padded = paddle.concat([values, paddle.full([1], pad, values.dtype)])
+    return paddle.reshape(paddle.gather(padded, index(rows)), list(rows.shape))
+
+
+def to_edges(table, nodes, fill):
+    """A [nodes, widest] table of per-node values -> [both cells' edges, 1]: each edge's
+    value, `fill` on the edges of nodes without betas."""
+    _, position = node_tables(nodes)
+    flat = paddle.concat([paddle.reshape(table, [-1]), paddle.full([1], fill, table.dtype)])
+    return paddle.unsqueeze(paddle.gather(flat, index(position)), -1)

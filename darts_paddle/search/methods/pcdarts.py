@@ -1,0 +1,94 @@
+"""PC-DARTS (--method pcdarts), as its authors' code computes it (docs/methods.md):
+
+  partial channel connections: the first 1/k of each edge's input channels go through its
+      mixed op, the others bypass it (max-pooled 2x2 on a reduction cell's stride-2
+      edges), then channel_shuffle(concat(op output, bypass), k)   (supernet.py; k = --pc_k)
+  edge normalisation: every edge's output times softmax(beta)_j over the edges j of its
+      node, every node (node 0 too); beta ~ 1e-3 N(0, 1) like alpha
+      W = softmax(alpha) x softmax(beta), and W's BYPASS column softmax(beta)
+  warm-up: no architecture update in the first 15 of 50 epochs (scaled to --epochs)
+  genotype: edges ranked by max over the ops but 'none' of softmax(alpha) x softmax(beta),
+      each kept edge with its strongest op (their Network.genotype)
+  a new run's defaults: batch 256, weight lr 0.1 cosine to 0, arch lr 6e-4 (the paper's)
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ...genotype import CELLS, STEPS, genotype_from_weights, num_edges, softmax
+from ...paddle_static import F, paddle
+from ..arch_params import ArchParameters, split_per_node
+from . import graph
+from .darts import Darts
+
+NODES = tuple(range(STEPS))  # every node normalises its edges
+DEFAULT_K = 4  # the authors' CIFAR setting (2 on ImageNet)
+WARMUP, PAPER_EPOCHS = 15, 50  # train_search.py: `if epoch >= 15: architect.step(...)`
+# train_search.py's defaults where they differ from DARTS's (the paper's section 4.2)
+PAPER_FLAGS = {"batch_size": 256, "learning_rate": 0.1, "learning_rate_min": 0.0,
+               "arch_learning_rate": 6e-4}
+
+
+@dataclass
+class Pcdarts(Darts):
+    pc_k: int = DEFAULT_K
+    warmup_epochs: Optional[int] = None  # None: WARMUP of PAPER_EPOCHS, scaled to the run
+
+    name = "pcdarts"
+    betas_label = "softmax(beta)"
+
+    @property
+    def partial_channels(self):
+        return self.pc_k
+
+    def arch_parameters(self):
+        """alphas [14, 8] and betas [14] (one per edge, nodes 0..3) per cell type, all
+        ~ 1e-3 N(0, 1) as the authors' _initialize_alphas."""
+        return (ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-3)
+                + ArchParameters.betas(NODES, 0.0, 1e-3))
+
+    def warmup(self, epochs):
+        """15 epochs of 50 unless --warmup_epochs says otherwise: 30 % of `epochs`, rounded
+        down (0 for a run of 3 epochs or fewer)."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return WARMUP * epochs // PAPER_EPOCHS
+
+    def set_run_flags(self, args, given):
+        """The paper's batch and learning rates, k = 4 and the warm-up of `warmup` where the
+        command line gives none; the warm-up is fixed here, so that a resume with more
+        --epochs keeps it."""
+        defaults = {**PAPER_FLAGS, "pc_k": DEFAULT_K, "warmup_epochs": self.warmup(args.epochs)}
+        for flag, value in defaults.items():
+            if flag not in given:
+                setattr(args, flag, value)
+        if args.init_channels % args.pc_k:
+            raise ValueError(f"--init_channels {args.init_channels} does not split into "
+                             f"--pc_k {args.pc_k} parts: give channels that divide by it")
+        if args.warmup_epochs >= args.epochs:
+            raise ValueError(f"--warmup_epochs {args.warmup_epochs} leaves none of the "
+                             f"{args.epochs} epochs to the architecture: give fewer")
+
+    def op_weights(self, arch, knobs):
+        """Both cells at once: softmax(alpha) rows times their edge's softmax(beta), the
+        betas per node on a padded [nodes, 5] table (graph.by_node); the BYPASS column
+        (supernet.py) is softmax(beta) itself."""
+        soft = F.softmax(graph.stacked(arch, "alphas"), axis=-1)
+        share = F.softmax(graph.by_node(graph.stacked(arch, "betas"), NODES, -1e30), axis=1)
+        edge = graph.to_edges(share, NODES, 1.0)  # [2 * edges, 1]; every edge has a beta
+        return graph.per_cell(paddle.concat([soft * edge, edge], axis=1)), None
+
+    def betas_numpy(self, arch, normalised=True):
+        """{cell: [the betas of nodes 0..3]}: softmax per node (the edge weights), or raw."""
+        return {c: [softmax(p) if normalised else p
+                    for p in split_per_node(arch[f"betas_{c}"], NODES)] for c in CELLS}
+
+    def genotype(self, arch, max_skip=None):
+        """Their genotype(): the op weights of each edge times its softmax(beta), then the
+        DARTS parse (the 2 edges of each node whose strongest op but 'none' is strongest)."""
+        weights, betas = self.op_weights_numpy(arch), self.betas_numpy(arch)
+        scaled = {c: weights[c] * np.concatenate(betas[c])[:, None] for c in CELLS}
+        return genotype_from_weights(scaled["normal"], scaled["reduce"], self.primitives,
+                                     max_skip=max_skip)
