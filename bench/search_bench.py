@@ -9,6 +9,8 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   startup   process start -> first finished second-order step, minus one steady step
   pass      one run of the gradient program (forward + backward)
   step1/2   a whole first-/second-order search step (architect + weight step)
+  eigen     with --eigen: one lambda_max estimate at the search's defaults (--eigen_batches
+            1, --eigen_iterations 10; search/collapse.py), its seconds and gradient passes
 Medians over --steps repetitions after a warm-up.  The last line is machine-readable.
 
 --processes 2 runs the child as a data-parallel search under paddle.distributed.launch
@@ -41,7 +43,7 @@ def random_batches(batch, image_size=32, num_classes=10, seed=DATA_SEED):
                     rng.integers(0, num_classes, batch).astype(np.int64))
 
 
-def child(batch, steps, process_start, method_name="darts"):
+def child(batch, steps, process_start, method_name="darts", eigen=False):
     import resource
 
     import numpy as np
@@ -49,7 +51,8 @@ def child(batch, steps, process_start, method_name="darts"):
     from darts_paddle import runtime
 
     runtime.import_paddle()
-    from darts_paddle import distributed
+    from darts_paddle import cli, distributed
+    from darts_paddle.search import collapse
     from darts_paddle.search.architect import ON, Architect
     from darts_paddle.search.methods import ARCH, make_method
     from darts_paddle.search.programs import SearchConfig, build_search_programs
@@ -97,6 +100,12 @@ def child(batch, steps, process_start, method_name="darts"):
         timings["step1"].append(step(first))
         timings["step2"].append(step(second))
     med = {k: float(np.median(v)) for k, v in timings.items()}
+    estimate = None
+    if eigen:  # the search's own defaults
+        flags = cli.search_parser()
+        estimate = collapse.lambda_max(
+            first, [data() for _ in range(flags.get_default("eigen_batches"))],
+            flags.get_default("eigen_iterations"), seed=0)
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
     return {"method": method_name, "batch": batch, "processes": world.size,
             "build_s": build_s, "first_step_s": first_step,
@@ -107,6 +116,8 @@ def child(batch, steps, process_start, method_name="darts"):
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "FLAGS_paddle_num_threads",
                                                    "FLAGS_new_executor_serial_run")},
             "depthwise": runtime.depthwise_backend(),
+            **({"eigen_s": estimate.seconds, "eigen_passes": estimate.passes} if estimate
+               else {}),
             **{k + "_s": v for k, v in med.items()},
             **{k + "_all": v for k, v in timings.items()}}
 
@@ -122,9 +133,9 @@ def child_result(script, args, what):
     return json.loads(lines[-1])
 
 
-def run_child(batch, steps, method, processes=1):
+def run_child(batch, steps, method, processes=1, eigen=False):
     args = ["--child", str(batch), "--steps", str(steps), "--start", repr(time.time()),
-            "--methods", method]
+            "--methods", method] + (["--eigen"] if eigen else [])
     if processes == 1:
         return child_result(__file__, args, f"batch {batch}")
     with tempfile.TemporaryDirectory() as logs:  # rank 0 prints its result to its log
@@ -147,13 +158,15 @@ def table(results):
         print(f"programs of {method} (PIR ops): " + ", ".join(f"{k} {v}" for k, v in ops.items()))
     print(f"{'method':>8} {'batch':>5} {'procs':>5} {'grad ops':>8} {'build s':>8} "
           f"{'startup s':>10} {'pass s':>7} {'1st-order s':>12} {'2nd-order s':>12} "
-          f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12}")
+          f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12}"
+          + (f" {'eigen s':>8} {'passes':>6}" if "eigen_s" in results[0] else ""))
     for r in results:
         print(f"{r['method']:>8} {r['batch']:>5} {r['processes']:>5} {r['ops']['grad']:>8} "
               f"{r['build_s']:>8.1f} {r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
               f"{r['step1_s']:>12.2f} {r['step2_s']:>12.2f} {r['step2_s'] / r['step1_s']:>8.2f} "
               f"{r['batch'] / r['step1_s']:>10.1f} {r['batch'] / r['step2_s']:>10.1f} "
-              f"{r['rss_gb']:>12.2f}")
+              f"{r['rss_gb']:>12.2f}"
+              + (f" {r['eigen_s']:>8.1f} {r['eigen_passes']:>6}" if "eigen_s" in r else ""))
     print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items())
           + f", depthwise convs on {results[0]['depthwise']} kernels")
 
@@ -169,15 +182,17 @@ def main():
                    help="search methods to time")
     p.add_argument("--processes", type=int, nargs="+", default=[1],
                    help="data-parallel processes (paddle.distributed.launch) per row")
+    p.add_argument("--eigen", action="store_true",
+                   help="also time one lambda_max estimate at the search's defaults")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.start, args.methods[0])))
+        print(json.dumps(child(args.child, args.steps, args.start, args.methods[0], args.eigen)))
         return
     if args.quick:
         args.batches, args.steps = [16], 2
-    results = [run_child(b, args.steps, m, n) for m in args.methods for b in args.batches
+    results = [run_child(b, args.steps, m, n, args.eigen) for m in args.methods for b in args.batches
                for n in args.processes]
     table(results)
     last = {(r["method"], r["batch"], r["processes"]): r for r in results}[
