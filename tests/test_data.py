@@ -3,6 +3,7 @@
 import gzip
 import io
 import os
+import stat
 import sys
 import tarfile
 import urllib.error
@@ -217,8 +218,13 @@ def test_download_md5_mismatch_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="md5"):
         download_mod.download("http://x/f.bin", str(dest), md5="0" * 32)
     assert os.listdir(tmp_path) == []
-    download_mod.download("http://x/f.bin", str(dest), md5="321c3cf486ed509164edec1e1981fec8")
+    old = os.umask(0o022)
+    try:
+        download_mod.download("http://x/f.bin", str(dest), md5="321c3cf486ed509164edec1e1981fec8")
+    finally:
+        os.umask(old)
     assert dest.read_bytes() == b"payload"
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o644  # what the umask gives, not 0600
 
 
 def test_unknown_name_lists_known():
