@@ -126,7 +126,7 @@ def test_second_order_gradient_is_dartss_formula_on_the_mean_gradients(probe):
 def search_flags(root, save):
     return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
             "--init_channels", "2", "--batch_size", "4", "--epochs", "2", "--max_steps", "2",
-            "--unrolled", "--report_freq", "1"]
+            "--report_freq", "1"]  # first order: the probe checks the second-order gradient
 
 
 CUT = """

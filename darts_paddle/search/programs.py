@@ -165,10 +165,15 @@ def build_weight_step(net, shared, cfg, startup):
     return Prog(prog), scheduler
 
 
+def search_network(cfg: SearchConfig) -> SearchNetwork:
+    """The supernet of `cfg` (its method says whether channels are partial)."""
+    return SearchNetwork(cfg.C, cfg.num_classes, cfg.layers, cfg.in_channels,
+                         k=cfg.method.partial_channels)
+
+
 def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     """All programs of the search, built once, sharing variables by name."""
-    net = SearchNetwork(cfg.C, cfg.num_classes, cfg.layers, cfg.in_channels,
-                        k=cfg.method.partial_channels)
+    net = search_network(cfg)
     arch = cfg.method.arch_parameters()
     shared = SharedVars(cfg.dtype)
     startup = paddle.static.Program()
