@@ -4,7 +4,8 @@
 Every edge is a mixed op sum_k softmax(alpha)[k] * op_k(x) over the 8 primitives, every op
 has its own weights and its own BN, nothing is shared or fused.  The weights are fed as
 plain data, cut out of the fused network's banks by `edge_weights()` below, so the two
-networks compute the same function if (and only if) the fusion is right.
+networks compute the same function if (and only if) the fusion is right.  `make_search`
+sets up the fused search the tests compare with it.
 """
 
 import numpy as np
@@ -179,3 +180,19 @@ def build_reference(weights, net, x_shape, dtype, pc_k=None):
         "fc.b", weights["classifier.bias"])
     loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
     return feed.values, x, y, arch, loss
+
+
+def make_search(cfg):
+    """The search programs of `cfg` on a fresh Runner, weights from seed 0 and alphas far
+    from uniform (seed 1), so that a wrong op weighting cannot hide."""
+    from darts_paddle.runner import Runner
+    from darts_paddle.search.programs import build_search_programs
+
+    programs = build_search_programs(cfg)
+    runner = Runner(paddle.CPUPlace(), dtype=cfg.dtype)
+    runner.run_startup(programs.startup)
+    runner.set_all(programs.initial_values(np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    for name in programs.arch.group("alphas"):
+        runner.set(name, rng.standard_normal(runner.get(name).shape))
+    return programs, runner

@@ -22,14 +22,15 @@ paddle = import_paddle()
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.genotype import (  # noqa: E402
     PRIMITIVES, derive_cell, derive_genotype, genotype_from_json)
-from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
 from darts_paddle.search.methods import make_method  # noqa: E402
-from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.search.programs import SearchConfig  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.viz.command import main as visualize  # noqa: E402
 
+import search_reference  # noqa: E402
+from search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
 
 # float64 and a finite-difference step of 1e-5 (the architect's hessian_r, which the
@@ -45,18 +46,6 @@ def batches(seed, count=K):
     rng = np.random.default_rng(seed)
     return [(rng.standard_normal((BATCH, 3, 8, 8)),
              rng.integers(0, TINY.num_classes, BATCH).astype(np.int64)) for _ in range(count)]
-
-
-def make_search(cfg):
-    programs = build_search_programs(cfg)
-    runner = Runner(paddle.CPUPlace(), dtype=cfg.dtype)
-    runner.run_startup(programs.startup)
-    runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    rng = np.random.default_rng(1)
-    # alphas far from uniform, so that a wrong op weighting cannot hide
-    for name in programs.arch.group("alphas"):
-        runner.set(name, rng.standard_normal(runner.get(name).shape))
-    return programs, runner
 
 
 def mean_alpha_gradient(programs, runner, data, alpha):
@@ -81,7 +70,7 @@ def projected():
     """The tiny search and its Hessian on a random subspace: with P [224, M] orthonormal,
     the columns H p_j = (g(alpha + h p_j) - g(alpha - h p_j)) / 2h of H P over the K batches
     (2 x M x K gradient passes; the whole Hessian would take 2 x 224 x K, ~100 s here)."""
-    programs, runner = make_search(TINY)
+    programs, runner = search_reference.make_search(TINY)
     data = batches(2)
     alpha = {a: runner.get(a) for a in ALPHAS}
     flat = np.concatenate([alpha[a].ravel() for a in ALPHAS])
@@ -158,7 +147,7 @@ def test_estimate_leaves_the_search_state_bit_identical(method):
     values are exactly as before."""
     cfg = SearchConfig(C=2, layers=3, num_classes=5, image_size=8, unrolled=method == "daas",
                        method=make_method(method))
-    programs, runner = make_search(cfg)
+    programs, runner = search_reference.make_search(cfg)
     architect = Architect(runner, programs, unrolled=cfg.unrolled)
     architect.set_epoch(1, 4)  # DAAS's loss terms and DADARTS's top-k and one-hot on
     before, knobs = state(programs, runner), architect.refresh()
@@ -296,15 +285,8 @@ def test_darts_es_keeps_no_epoch_before_the_start():
 
 # --------------------------------------------------------------------------- a search
 
-def search_flags(root, save, *extra):
-    return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
-            "--init_channels", "2", "--batch_size", "4", "--epochs", "3", "--max_steps", "1",
-            "--report_freq", "1", *extra]
-
-
-def run_dir(save):
-    (path,) = glob.glob(f"search-{save}-*")
-    return path
+def tiny_flags(root, save, *extra):
+    return search_flags(root, save, "--epochs", "3", "--max_steps", "1", *extra)
 
 
 def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_path,
@@ -320,7 +302,7 @@ def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_p
         return dataclasses.replace(made[-1], value=float(len(made)))
 
     monkeypatch.setattr(collapse, "lambda_max", rising)
-    argv = search_flags(fashion_root, "es", "--eigen_batches", "2", "--eigen_iterations", "3",
+    argv = tiny_flags(fashion_root, "es", "--eigen_batches", "2", "--eigen_iterations", "3",
                         "--max_skip", "0", "--early_stop_eigen", "--early_stop_window", "1",
                         "--early_stop_start", "1")
     assert cli.run_main(train_search.main, argv) == 0
@@ -360,11 +342,11 @@ def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_p
 def test_collapse_flags_that_cannot_work_are_one_error(fashion_root, tmp_path, monkeypatch,
                                                        capsys):
     monkeypatch.chdir(tmp_path)
-    argv = search_flags(fashion_root, "bad", "--early_stop_eigen", "--eigen_batches", "0")
+    argv = tiny_flags(fashion_root, "bad", "--early_stop_eigen", "--eigen_batches", "0")
     assert cli.run_main(train_search.main, argv) == 2
     assert "--eigen_batches 1 or more" in capsys.readouterr().err
     assert not glob.glob("search-bad-*")  # nothing written
     # 24 validation images: 6 batches of 4
-    assert cli.run_main(train_search.main, search_flags(fashion_root, "big",
+    assert cli.run_main(train_search.main, tiny_flags(fashion_root, "big",
                                                         "--eigen_batches", "7")) == 2
     assert "6 batches of 4" in capsys.readouterr().err

@@ -17,8 +17,7 @@ from darts_paddle.search.architect import OFF, ON, Architect  # noqa: E402
 from darts_paddle.search.methods import make_method  # noqa: E402
 from darts_paddle.nets.params import SharedVars  # noqa: E402
 from darts_paddle.search.programs import (  # noqa: E402
-    SearchConfig, build_gradient_program, build_search_programs, search_network)
-from darts_paddle.runner import Runner  # noqa: E402
+    SearchConfig, build_gradient_program, search_network)
 from darts_paddle.search.supernet import ALPHAS, SearchNetwork  # noqa: E402
 
 import search_reference  # noqa: E402
@@ -32,21 +31,9 @@ TINY = SearchConfig(C=4, layers=3, num_classes=5, in_channels=3, image_size=8, e
 BATCH = 4
 
 
-def make_search(cfg):
-    programs = build_search_programs(cfg)
-    runner = Runner(paddle.CPUPlace(), dtype=cfg.dtype)
-    runner.run_startup(programs.startup)
-    runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    rng = np.random.default_rng(1)
-    # alphas far from uniform, so that wrong op weighting cannot hide
-    for name in ALPHAS:
-        runner.set(name, rng.standard_normal((14, 8)))
-    return programs, runner
-
-
 @pytest.fixture(scope="module")
 def search():
-    return make_search(TINY)
+    return search_reference.make_search(TINY)
 
 
 def batch(seed):
@@ -174,7 +161,7 @@ def test_second_order_alpha_gradient_matches_finite_differences(search):
 
 def test_second_order_step_is_the_papers_formula():
     """At the paper's R, each piece is recomputed here from independent gradient passes."""
-    programs, runner = make_search(dataclasses.replace(TINY, hessian_r=0.01))
+    programs, runner = search_reference.make_search(dataclasses.replace(TINY, hessian_r=0.01))
     _weight_step_once(programs, runner)
     train, valid, eta = batch(6), batch(7), 0.05
     w = banks(programs, runner)
@@ -231,7 +218,7 @@ def test_weight_step_is_clipped_momentum_sgd_with_weight_decay(search):
 
 
 def test_alpha_step_is_adam_with_weight_decay():
-    programs, runner = make_search(TINY)
+    programs, runner = search_reference.make_search(TINY)
     cfg, rng = programs.config, np.random.default_rng(12)
     a = {n: runner.get(n) for n in ALPHAS}
     m1 = {n: np.zeros_like(a[n]) for n in ALPHAS}
@@ -252,7 +239,7 @@ def test_alpha_step_is_adam_with_weight_decay():
 
 
 def test_first_order_search_lowers_the_training_loss():
-    programs, runner = make_search(dataclasses.replace(TINY, dtype="float32", unrolled=False))
+    programs, runner = search_reference.make_search(dataclasses.replace(TINY, dtype="float32", unrolled=False))
     architect = Architect(runner, programs)
     x, y = batch(13)
     losses = []

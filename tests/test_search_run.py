@@ -19,18 +19,8 @@ from darts_paddle.search import architect  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
+from search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
-
-
-def flags(root, save, *extra):
-    return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
-            "--init_channels", "2", "--batch_size", "4", "--epochs", "2", "--max_steps", "3",
-            "--report_freq", "1", *extra]
-
-
-def run_dir(save):
-    (path,) = glob.glob(f"search-{save}-*")
-    return path
 
 
 def final_state(path):
@@ -39,7 +29,7 @@ def final_state(path):
 
 def test_search_resumes_bit_identical_after_ctrl_c(fashion_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli.run_main(train_search.main, flags(fashion_root, "full", "--unrolled")) == 0
+    assert cli.run_main(train_search.main, search_flags(fashion_root, "full", "--unrolled")) == 0
     full = run_dir("full")
     assert "genotype = Genotype(" in capsys.readouterr().out
     history = json.load(open(os.path.join(full, "history.json")))
@@ -58,7 +48,7 @@ def test_search_resumes_bit_identical_after_ctrl_c(fashion_root, tmp_path, monke
         return real_step(self, batch)
 
     monkeypatch.setattr(architect.Architect, "weight_step", interrupted)
-    assert cli.run_main(train_search.main, flags(fashion_root, "cut", "--unrolled")) == 130
+    assert cli.run_main(train_search.main, search_flags(fashion_root, "cut", "--unrolled")) == 130
     cut = run_dir("cut")
     arrays, meta = final_state(cut)
     assert (meta["epoch"], meta["step"]) == (1, 2)
@@ -76,7 +66,7 @@ def test_search_resumes_bit_identical_after_ctrl_c(fashion_root, tmp_path, monke
 def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, monkeypatch,
                                                       capsys):
     monkeypatch.chdir(tmp_path)
-    args = flags(fashion_root, "run", "--epochs", "1", "--max_steps", "1")
+    args = search_flags(fashion_root, "run", "--epochs", "1", "--max_steps", "1")
     assert cli.run_main(train_search.main, args) == 0
     path = run_dir("run")
     checkpoint = os.path.join(path, "checkpoint.npz")
@@ -106,7 +96,7 @@ def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkey
     from darts_paddle.viz.evolution import render_evolution
 
     monkeypatch.chdir(tmp_path)
-    argv = flags(fashion_root, "daas", "--method", "daas")
+    argv = search_flags(fashion_root, "daas", "--method", "daas")
     assert cli.run_main(train_search.main, argv) == 0
     path = run_dir("daas")
     history = json.load(open(os.path.join(path, "history.json")))
@@ -120,13 +110,13 @@ def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkey
     assert "betas_normal.png" in names and "betas_reduce.png" in names
     # a resume that names another method is refused, naming the flag
     capsys.readouterr()
-    argv = flags(fashion_root, "x", "--method", "darts", "--resume", path)
+    argv = search_flags(fashion_root, "x", "--method", "darts", "--resume", path)
     assert cli.run_main(train_search.main, argv) == 2
     assert "--method darts (checkpoint: daas)" in capsys.readouterr().err
     # a DAAS checkpoint from before the port followed its authors is refused by revision
     del meta["methods_revision"]
     save_checkpoint(os.path.join(path, "checkpoint.npz"), arrays, meta)
-    argv = flags(fashion_root, "daas", "--method", "daas", "--resume", path)
+    argv = search_flags(fashion_root, "daas", "--method", "daas", "--resume", path)
     assert cli.run_main(train_search.main, argv) == 2
     err = capsys.readouterr().err
     assert "methods revision 1" in err and "start a new search" in err
@@ -135,7 +125,7 @@ def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkey
 def test_dadarts_flags_conflicting_with_daas_are_one_error(fashion_root, tmp_path, monkeypatch,
                                                            capsys):
     monkeypatch.chdir(tmp_path)
-    argv = flags(fashion_root, "bad", "--method", "daas", "--hd_on_weights")
+    argv = search_flags(fashion_root, "bad", "--method", "daas", "--hd_on_weights")
     assert cli.run_main(train_search.main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--method darts" in err and len(err.splitlines()) == 1
@@ -145,7 +135,7 @@ def test_dadarts_flags_conflicting_with_daas_are_one_error(fashion_root, tmp_pat
 def test_resume_alone_continues_with_the_runs_flags(fashion_root, tmp_path, monkeypatch,
                                                     capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli.run_main(train_search.main, flags(fashion_root, "run", "--epochs", "1")) == 0
+    assert cli.run_main(train_search.main, search_flags(fashion_root, "run", "--epochs", "1")) == 0
     path = run_dir("run")
     capsys.readouterr()
     # finished: said so, nothing changed
@@ -178,7 +168,7 @@ def test_diverged_search_stops_and_keeps_the_last_good_checkpoint(fashion_root, 
         return (float("nan") if len(calls) > 4 else loss), acc
 
     monkeypatch.setattr(architect.Architect, "weight_step", diverging)
-    assert cli.run_main(train_search.main, flags(fashion_root, "nan")) == 2
+    assert cli.run_main(train_search.main, search_flags(fashion_root, "nan")) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "Traceback" in line
            or line.startswith("error: ")]  # the rest is progress bars
     assert len(err) == 1 and "diverged" in err[0] and "epoch 2 step 1" in err[0]
@@ -197,7 +187,7 @@ def test_a_search_without_a_normal_cell_is_refused_before_it_writes(layers, fash
                                                                     tmp_path, monkeypatch,
                                                                     capsys):
     monkeypatch.chdir(tmp_path)
-    argv = flags(fashion_root, "flat", "--layers", str(layers))
+    argv = search_flags(fashion_root, "flat", "--layers", str(layers))
     assert cli.run_main(train_search.main, argv) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: --layers {layers} has no normal cell")
@@ -213,7 +203,7 @@ def test_pcdarts_search_warms_up_records_betas_and_resumes(fashion_root, tmp_pat
     from darts_paddle.viz.evolution import render_evolution
 
     monkeypatch.chdir(tmp_path)
-    argv = flags(fashion_root, "pc", "--method", "pcdarts", "--pc_k", "2", "--epochs", "4",
+    argv = search_flags(fashion_root, "pc", "--method", "pcdarts", "--pc_k", "2", "--epochs", "4",
                  "--eigen_batches", "0")
     assert cli.run_main(train_search.main, argv) == 0
     path = run_dir("pc")

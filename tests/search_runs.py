@@ -1,0 +1,16 @@
+"""The tiny train_search.py runs of the tests: Fashion-MNIST, 3 cells of 2 channels, batch 4.
+Later flags win (argparse keeps the last), so a test appends what it changes."""
+
+import glob
+
+
+def search_flags(root, save, *extra):
+    return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
+            "--init_channels", "2", "--batch_size", "4", "--epochs", "2", "--max_steps", "3",
+            "--report_freq", "1", *extra]
+
+
+def run_dir(save):
+    """The one run directory of --save `save` in the current directory."""
+    (path,) = glob.glob(f"search-{save}-*")
+    return path
