@@ -7,11 +7,11 @@ partial file under the final name for the next run to choke on.
 
 import hashlib
 import os
-import secrets
 import urllib.request
 from typing import Optional
 
 from darts_paddle.errors import UserError
+from darts_paddle.state.atomic import new_temporary
 
 TIMEOUT_S = 20
 _CHUNK = 1 << 20
@@ -32,9 +32,7 @@ def download(url: str, dest: str, md5: Optional[str] = None,
 
     directory = os.path.dirname(os.path.abspath(dest))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".part-{secrets.token_hex(4)}-{os.path.basename(dest)}")
-    # 0666 less the umask, as for any file the user fetches (mkstemp would make it 0600)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd, tmp = new_temporary(dest)  # with the umask's mode, as write_atomic's files
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None

@@ -32,7 +32,6 @@ from ..genotype import (CELLS, STEPS, check_search_layers, format_genotype, geno
 from ..progress import epoch_bar, epoch_steps
 from ..runner import Runner
 from ..stop import StopRequest
-from ..vdl import OFF
 from ..state import search_state as state
 from ..state.atomic import remove_stale_temporaries
 from . import collapse
@@ -203,7 +202,7 @@ def learning_rates(programs, epoch):
 
 
 def train_epoch(epoch, args, programs, architect, train_loader, valid_batches, done, stop,
-                world=SINGLE, board=OFF):
+                world=SINGLE, board=vdl.OFF):
     """Search steps of one epoch after those `done` ({"losses": [...], "accs": [...]});
     returns the epoch's (losses, accuracies) so far.  Stops after a whole step if
     `stop.requested`.  Every --report_freq steps the step goes to the log and `board`."""

@@ -19,6 +19,16 @@ from ..errors import UserError
 _TEMPORARY = re.compile(r".+\.(npz|json)(\.[a-z0-9_]{8})?\.tmp")
 
 
+def new_temporary(path):
+    """(fd open for writing, name) of a new file beside `path`, NAME.XXXXXXXX.tmp, that is to
+    become `path` by os.replace.  Created as open() creates files (0666 less the umask), not
+    mkstemp's 0600: the temporary becomes the file, whose mode users expect of a file they
+    wrote or fetched."""
+    name = os.path.join(os.path.dirname(os.path.abspath(path)),
+                        f"{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
+
+
 def write_atomic(path, write, mode="wb"):
     """Create or replace `path` with what `write(file)` writes (a file opened with `mode`).
 
@@ -29,11 +39,7 @@ def write_atomic(path, write, mode="wb"):
     tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
-        name = os.path.join(directory, f"{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-        # created as open() creates files (0666 less the umask), not mkstemp's 0600: the
-        # temporary becomes the file, whose mode users expect of a file they wrote
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        tmp = name  # ours to remove from here on
+        fd, tmp = new_temporary(path)  # ours to remove from here on
         with open(fd, mode) as f:
             write(f)
             f.flush()
