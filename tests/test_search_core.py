@@ -73,6 +73,28 @@ def test_gradient_program_stays_small(method):
     assert len(grad.program.global_block().ops) <= 6500
 
 
+def test_merging_repeated_ops_changes_no_output(search, monkeypatch):
+    """The gradient program as built (Paddle's common-subexpression pass applied) against
+    the same program unmerged: the loss and every weight and alpha gradient agree."""
+    from darts_paddle.search import programs as search_programs
+
+    programs, runner = search
+    monkeypatch.setattr(search_programs, "merge_repeated_ops", lambda prog: prog)
+    plain, plain_runner = search_reference.make_search(TINY)
+    merged_ops = len(programs["grad"].program.global_block().ops)
+    assert merged_ops < 0.9 * len(plain["grad"].program.global_block().ops)
+    x, y = batch(5)
+    names = [programs.gradient_name(v) for v in [*programs.network.params.banks, *ALPHAS]]
+    results = []
+    for progs, run in ((programs, runner), (plain, plain_runner)):
+        for name, value in {**banks(programs, runner), **alphas(runner)}.items():
+            run.set(name, value)
+        loss, acc = run.run(progs["grad"], x=x, y=y, bn_update=OFF)
+        results.append([loss, acc, *(run.get(n) for n in names)])
+    for merged, unmerged in zip(*results):
+        np.testing.assert_allclose(merged, unmerged, rtol=1e-12, atol=1e-15)
+
+
 def test_fused_supernet_equals_per_edge_reference(search):
     programs, runner = search
     x, y = batch(2)

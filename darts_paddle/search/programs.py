@@ -21,7 +21,7 @@ from typing import Dict
 from ..distributed import mean_over_ranks
 from ..nets.ops import Context
 from ..optim import weight_optimizer
-from ..paddle_static import F, paddle
+from ..paddle_static import F, merge_repeated_ops, paddle
 from ..nets.params import SharedVars, gradient_name
 from ..runner import Prog
 from . import architect
@@ -135,7 +135,7 @@ def build_gradient_program(net, shared, arch, cfg, startup):
         fetch = _over_processes([loss, acc], cfg)
         for var, g in zip(variables, _over_processes(grads, cfg)):
             paddle.assign(g, output=shared.gradient(var.name, var.shape))
-    return Prog(prog, feeds + ["bn_update"], fetch)
+    return Prog(merge_repeated_ops(prog), feeds + ["bn_update"], fetch)
 
 
 def _over_processes(values, cfg):
@@ -148,7 +148,7 @@ def build_eval_program(net, shared, arch, cfg, startup):
     with paddle.static.program_guard(prog, startup):
         _, _, feeds, loss, acc = _forward(net, shared, arch, cfg, training=False)
         fetch = _over_processes([loss, acc], cfg)
-    return Prog(prog, feeds, fetch)
+    return Prog(merge_repeated_ops(prog), feeds, fetch)
 
 
 def build_weight_step(net, shared, cfg, startup):

@@ -25,7 +25,7 @@ from ..nets.networks import DropPath, build_network
 from ..nets.ops import Context
 from ..nets.params import SharedVars
 from ..optim import weight_optimizer
-from ..paddle_static import F, paddle
+from ..paddle_static import F, merge_repeated_ops, paddle
 from ..runner import Prog
 
 
@@ -149,7 +149,7 @@ def build_train_program(net, shared, cfg, startup, world_size=1):
             fetch = mean_over_ranks([loss, *_accuracies(logits, label)], world_size)
     velocity = {f"velocity/{bank}": value.name
                 for bank, value in opt._accumulators["velocity"].items()}
-    return Prog(prog, feeds, fetch), scheduler, velocity
+    return Prog(merge_repeated_ops(prog), feeds, fetch), scheduler, velocity
 
 
 def build_infer_program(net, shared, cfg, startup):
@@ -161,7 +161,7 @@ def build_infer_program(net, shared, cfg, startup):
         logits, _ = net(x, Context(training=False))
         loss = criterion(logits, label)
         fetch = [loss, *_accuracies(logits, label), logits]
-    return Prog(prog, ["x", "y"], fetch)
+    return Prog(merge_repeated_ops(prog), ["x", "y"], fetch)
 
 
 class _AsParameters(SharedVars):
