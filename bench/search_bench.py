@@ -55,16 +55,18 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     from darts_paddle.search import collapse
     from darts_paddle.search.architect import ON, Architect
     from darts_paddle.search.methods import ARCH, make_method
-    from darts_paddle.search.programs import SearchConfig, build_search_programs
+    from darts_paddle.search.programs import SearchConfig, build_search_programs, search_heap_bytes
     from darts_paddle.runner import Runner
     from darts_paddle.train.programs import multiply_adds
 
     method = make_method(method_name)
     world = distributed.world_from_env()
     place = distributed.start(world) if world.distributed else None
+    cfg = SearchConfig(unrolled=True, method=method, world_size=world.size)
+    # as train_search does (search/loop.py): the first passes' memory touched ahead
+    runtime.prefault(place or runtime.get_place(), search_heap_bytes(cfg, batch // world.size))
     t0 = time.time()
-    programs = build_search_programs(SearchConfig(unrolled=True, method=method,
-                                                  world_size=world.size))
+    programs = build_search_programs(cfg)
     build_s = time.time() - t0
     runner = Runner(place)
     runner.run_startup(programs.startup)

@@ -19,20 +19,29 @@ Defaults chosen by measurement on a 2-core CPU (bench/search_bench.py, README):
 - glibc's default malloc returns the large conv buffers to the kernel after every op
   (40 % of a batch-64 step went to page faults); raising the mmap and trim thresholds
   keeps them in the heap.  Set through mallopt() because the MALLOC_* variables are only
-  read at process start.
+  read at process start.  One malloc arena for all threads, so that memory one thread
+  frees serves the others, which `prefault` relies on;
+- touching fresh memory is slow here (about 3 s per GB of system time on this virtual
+  machine: 15-17 s of a batch-64 search's first step), so `prefault` touches the heap the
+  first passes will need on the second core while the first builds the programs.
 """
 
 import ctypes
 import ctypes.util
 import os
+import threading
 import warnings
 
 _configured = False
+_libc = None  # glibc, once tune_malloc() has set it up
 
 # mallopt() parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+_MMAP_THRESHOLD = 32 * 1024 * 1024
+_PREFAULT_CHUNK = 16 * 1024 * 1024  # below the mmap threshold: the chunks come from the heap
 
 
 DEPTHWISE_BACKENDS = ("paddle", "onednn")
@@ -63,6 +72,7 @@ def _default_env():
 
 def tune_malloc():
     """Keep large freed blocks in the heap instead of unmapping them after every op."""
+    global _libc
     if os.environ.get("DARTS_PADDLE_MALLOC", "tuned") != "tuned":
         return False
     path = ctypes.util.find_library("c")
@@ -73,10 +83,44 @@ def tune_malloc():
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return False
-    ok = mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+    ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
     ok &= mallopt(_M_TRIM_THRESHOLD, 16 * 1024 * 1024 * 1024)
     ok &= mallopt(_M_TOP_PAD, 1024 * 1024 * 1024)
+    ok &= mallopt(_M_ARENA_MAX, 1)
+    if ok:
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        _libc = libc
     return bool(ok)
+
+
+def prefault(place, nbytes):
+    """Touch `nbytes` of heap on a background thread and free them back into the heap,
+    where the trim threshold keeps them: the first passes of the programs being built
+    meanwhile find memory the kernel has already supplied.  CPU places only (activations
+    live on the device otherwise), at most half the free memory, nothing without the tuned
+    allocator.  Start it before building the programs: started after the build, its memory
+    was not reused in our measurements.  Returns the thread, or None."""
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    chunks = int(min(nbytes, free // 2)) // _PREFAULT_CHUNK
+    if _libc is None or chunks < 1 or not isinstance(place, import_paddle().CPUPlace):
+        return None
+
+    def touch():
+        held = []
+        for _ in range(chunks):
+            block = _libc.malloc(_PREFAULT_CHUNK)
+            if not block:
+                break
+            ctypes.memset(block, 0, _PREFAULT_CHUNK)  # ctypes releases the GIL here
+            held.append(block)
+        for block in held:
+            _libc.free(block)
+
+    thread = threading.Thread(target=touch, name="darts_paddle-prefault", daemon=True)
+    thread.start()
+    return thread
 
 
 def configure():

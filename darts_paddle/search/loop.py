@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from .. import cli, data, distributed, vdl
+from .. import cli, data, distributed, runtime, vdl
 from ..distributed import SINGLE
 from ..errors import UserError
 from ..genotype import (CELLS, STEPS, check_search_layers, format_genotype, genotype_from_json,
@@ -37,7 +37,7 @@ from ..state.atomic import remove_stale_temporaries
 from . import collapse
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
-from .programs import SearchConfig, build_search_programs
+from .programs import SearchConfig, build_search_programs, search_heap_bytes
 
 log = logging.getLogger("darts_paddle.search")
 
@@ -83,6 +83,8 @@ def build(args, spec, world=SINGLE, place=None):
                        grad_clip=args.grad_clip, arch_learning_rate=args.arch_learning_rate,
                        arch_weight_decay=args.arch_weight_decay, unrolled=args.unrolled,
                        world_size=world.size)
+    place = place or runtime.get_place()
+    runtime.prefault(place, search_heap_bytes(cfg, args.batch_size // world.size))
     start = time.time()
     programs = build_search_programs(cfg)
     log.info("programs built in %.1f s (gradient program: %d ops)", time.time() - start,

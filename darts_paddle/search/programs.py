@@ -171,6 +171,25 @@ def search_network(cfg: SearchConfig) -> SearchNetwork:
                          k=cfg.method.partial_channels)
 
 
+# Host memory the first second-order step of the default supernet (C 16, 8 cells, 32x32,
+# DARTS) takes beyond what building leaves (peak RSS minus RSS before the first run,
+# measured at batches 16 and 64): a fixed part (the executor's preparation, workspaces) and
+# a part per sample; and PC-DARTS's share of it.
+HEAP_FIXED_MB, HEAP_PER_SAMPLE_MB = 1300, 65
+PARTIAL_CHANNEL_HEAP = 0.35
+
+
+def search_heap_bytes(cfg: SearchConfig, batch):
+    """Three quarters of what the search's first passes will allocate at `batch` (a
+    per-process batch), scaled from the default supernet by width, image area and cells
+    (smaller networks get less than they use): what runtime.prefault may touch ahead
+    without holding memory the search never uses."""
+    scale = cfg.C / 16 * (cfg.image_size / 32) ** 2 * cfg.layers / 8
+    if cfg.method.partial_channels > 1:
+        scale *= PARTIAL_CHANNEL_HEAP
+    return int(0.75 * scale * (HEAP_FIXED_MB + HEAP_PER_SAMPLE_MB * batch) * 1e6)
+
+
 def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     """All programs of the search, built once, sharing variables by name."""
     net = search_network(cfg)
