@@ -286,7 +286,8 @@ def test_darts_es_keeps_no_epoch_before_the_start():
 # --------------------------------------------------------------------------- a search
 
 def tiny_flags(root, save, *extra):
-    return search_flags(root, save, "--epochs", "3", "--max_steps", "1", *extra)
+    return search_flags(root, save, "--epochs", "3", "--max_steps", "1", "--eigen_batches", "1",
+                        *extra)
 
 
 def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_path,

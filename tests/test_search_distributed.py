@@ -28,6 +28,7 @@ from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 
 import launching  # noqa: E402
 import search_probe as probe_script  # noqa: E402
+import search_runs  # noqa: E402
 import train_search  # noqa: E402
 from launching import REPO, launched  # noqa: E402
 
@@ -124,9 +125,8 @@ def test_second_order_gradient_is_dartss_formula_on_the_mean_gradients(probe):
 # --------------------------------------------------------------------------- train_search.py
 
 def search_flags(root, save):
-    return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
-            "--init_channels", "2", "--batch_size", "4", "--epochs", "2", "--max_steps", "2",
-            "--report_freq", "1"]  # first order: the probe checks the second-order gradient
+    # first order: the probe above checks the second-order gradient
+    return search_runs.search_flags(root, save, "--max_steps", "2")
 
 
 CUT = """

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from search_runs import search_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,12 +36,6 @@ def signal_when_logged(process, log_glob, text, signum, timeout=240):
         time.sleep(0.05)
     pytest.fail(f"{text!r} never appeared in {log_glob} (exit {process.poll()}): "
                 f"{process.stderr.read()[-2000:] if process.poll() is not None else ''}")
-
-
-def search_flags(root, save, *extra):
-    return ["--dataset", "fashion_mnist", "--data", root, "--save", save, "--layers", "3",
-            "--init_channels", "2", "--batch_size", "4", "--epochs", "2", "--max_steps", "3",
-            *extra]
 
 
 def test_diverged_search_exits_with_one_line_and_no_genotype(fashion_root, tmp_path):
