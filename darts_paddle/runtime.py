@@ -35,12 +35,13 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
 
-DEPTHWISE_BACKENDS = ("paddle", "onednn")
+DEPTHWISE_BACKENDS = ("kernel", "paddle", "onednn")
 
 
 def depthwise_backend():
-    """'paddle' (default kernels) or 'onednn' (DARTS_PADDLE_DEPTHWISE=onednn, onednn.py)."""
-    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", "paddle")
+    """The depthwise convs' kernels on the CPU (DARTS_PADDLE_DEPTHWISE): 'kernel' (default:
+    ours, kernels/depthwise.py), 'paddle' (Paddle's conv2d) or 'onednn' (onednn.py)."""
+    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", "kernel")
     if backend not in DEPTHWISE_BACKENDS:
         from .errors import UserError
 
