@@ -35,13 +35,13 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
 
-DEPTHWISE_BACKENDS = ("kernel", "paddle", "onednn")
+DEPTHWISE_BACKENDS = ("kernel", "paddle", "onednn")  # the first is the default
 
 
 def depthwise_backend():
     """The depthwise convs' kernels on the CPU (DARTS_PADDLE_DEPTHWISE): 'kernel' (default:
     ours, kernels/depthwise.py), 'paddle' (Paddle's conv2d) or 'onednn' (onednn.py)."""
-    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", "kernel")
+    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", DEPTHWISE_BACKENDS[0])
     if backend not in DEPTHWISE_BACKENDS:
         from .errors import UserError
 

@@ -159,52 +159,40 @@ void forward(const T* x, const T* w, T* y, const Shape& s, int threads) {
   }
 }
 
-// dx[ih, iw] = sum_{o reading c} sum_{kh, kw} w[o][kh, kw] * dy[o][(ih + p - kh*d) / s, ...]
-// (terms with a fractional or out-of-range index are zero): a stride-1 correlation with the
-// flipped kernel over dy spread `s` apart and shifted by (K-1)d - p.
+// Both gradients, one input channel c (and the Cout / Cin output channels reading it) per
+// thread at a time, so that each dy plane is read once for both and dw needs no reduction
+// across threads:
+//   dw[o][kh, kw] = sum_{n, oh, ow} dy[n, o, oh, ow] * x_padded[n, c][oh*s + kh*d, ow*s + kw*d]
+//   dx[n, c][ih, iw] = sum_{o reading c} sum_{kh, kw} w[o][kh, kw] * dy[n, o][(ih + p - kh*d) / s, ...]
+// (terms with a fractional or out-of-range index are zero): the latter is a stride-1
+// correlation with the flipped kernel over dy spread `s` apart and shifted by (K-1)d - p.
 template <typename T>
-void input_grad(const T* dy, const T* w, T* dx, const Shape& s, int threads) {
-  const int64_t reach = s.d * (s.k - 1), ld = s.w + reach, rows = s.h + reach,
-                shift = reach - s.p, kk = s.k * s.k;
+void backward(const T* x, const T* w, const T* dy, T* dx, T* dw, const Shape& s, int threads) {
+  const int64_t kk = s.k * s.k, ldx = s.w + 2 * s.p, rows_x = s.h + 2 * s.p,
+                reach = s.d * (s.k - 1), ldg = s.w + reach, rows_g = s.h + reach,
+                shift = reach - s.p, plane = s.h * s.w, out_plane = s.ho * s.wo;
   std::vector<T> flipped(s.cout * kk);
   for (int64_t o = 0; o < s.cout; ++o)
     std::reverse_copy(w + o * kk, w + (o + 1) * kk, flipped.data() + o * kk);
-  const auto fn = pick_correlate<T>(s.k, s.d, 1);
+  const auto filter_fn = pick_filter<T>(s.k, s.d, s.s);
+  const auto input_fn = pick_correlate<T>(s.k, s.d, 1);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    std::vector<T> buf(rows * ld, T(0));
-#pragma omp for schedule(static)
-    for (int64_t nc = 0; nc < s.n * s.cin; ++nc) {
-      const int64_t n = nc / s.cin, c = nc % s.cin;
-      std::fill(dx + nc * s.h * s.w, dx + (nc + 1) * s.h * s.w, T(0));
-      for (int64_t o = c; o < s.cout; o += s.cin) {
-        place(dy + (n * s.cout + o) * s.ho * s.wo, s.ho, s.wo, buf.data(), ld, shift, shift,
-              s.s);
-        fn(buf.data(), ld, flipped.data() + o * kk, dx + nc * s.h * s.w, s.h, s.w, s.k, s.d, 1);
-      }
-    }
-  }
-}
-
-// dw[o][kh, kw] = sum_{n, oh, ow} dy[n, o, oh, ow] * x_padded[n, o % Cin][oh*s + kh*d, ...],
-// one input channel (and the Cout / Cin output channels reading it) per thread at a time.
-template <typename T>
-void filter_grad(const T* x, const T* dy, T* dw, const Shape& s, int threads) {
-  const int64_t ld = s.w + 2 * s.p, rows = s.h + 2 * s.p, kk = s.k * s.k;
-  const auto fn = pick_filter<T>(s.k, s.d, s.s);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    std::vector<T> buf(rows * ld, T(0));
-    std::vector<double> sums(s.copies() * kk);  // across the batch in double
+    std::vector<T> xbuf(rows_x * ldx, T(0)), gbuf(rows_g * ldg, T(0));
+    std::vector<double> sums(s.copies() * kk);  // dw summed over the batch in double
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < s.cin; ++c) {
       std::fill(sums.begin(), sums.end(), 0.0);
       for (int64_t n = 0; n < s.n; ++n) {
-        place(x + (n * s.cin + c) * s.h * s.w, s.h, s.w, buf.data(), ld, s.p, s.p, 1);
+        T* dxp = dx + (n * s.cin + c) * plane;
+        std::fill(dxp, dxp + plane, T(0));
+        place(x + (n * s.cin + c) * plane, s.h, s.w, xbuf.data(), ldx, s.p, s.p, 1);
         for (int64_t e = 0; e < s.copies(); ++e) {
           const int64_t o = e * s.cin + c;
-          fn(buf.data(), ld, dy + (n * s.cout + o) * s.ho * s.wo, s.ho, s.wo,
-             sums.data() + e * kk, s.k, s.d, s.s);
+          const T* g = dy + (n * s.cout + o) * out_plane;
+          filter_fn(xbuf.data(), ldx, g, s.ho, s.wo, sums.data() + e * kk, s.k, s.d, s.s);
+          place(g, s.ho, s.wo, gbuf.data(), ldg, shift, shift, s.s);
+          input_fn(gbuf.data(), ldg, flipped.data() + o * kk, dxp, s.h, s.w, s.k, s.d, 1);
         }
       }
       for (int64_t e = 0; e < s.copies(); ++e)
@@ -240,8 +228,8 @@ std::vector<paddle::Tensor> DepthwiseBackward(const paddle::Tensor& x, const pad
   auto dx = paddle::empty(x.shape(), x.dtype(), x.place());
   auto dw = paddle::empty(w.shape(), w.dtype(), w.place());
   PD_DISPATCH_FLOATING_TYPES(x.dtype(), "darts_depthwise_conv2d_grad", ([&] {
-    input_grad<data_t>(dy.data<data_t>(), w.data<data_t>(), dx.data<data_t>(), s, threads);
-    filter_grad<data_t>(x.data<data_t>(), dy.data<data_t>(), dw.data<data_t>(), s, threads);
+    backward<data_t>(x.data<data_t>(), w.data<data_t>(), dy.data<data_t>(), dx.data<data_t>(),
+                     dw.data<data_t>(), s, threads);
   }));
   return {dx, dw};
 }
