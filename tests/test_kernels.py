@@ -1,6 +1,6 @@
 """Our depthwise convolution kernel (darts_paddle/kernels/) against Paddle's conv2d on its
-default kernels, and against finite differences; where it is used and where not (the
-fallback without a compiler, GPU-free exported programs, the search cell's tile)."""
+own kernels and against finite differences; where it is used and where not (the search
+cell without its tile, exported programs, the fallback when it cannot be built)."""
 
 import logging
 

@@ -34,9 +34,9 @@ log = logging.getLogger("darts_paddle.kernels")
 
 OP = "darts_depthwise_conv2d"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "depthwise.cc")
-CXX_FLAGS = ["-O3", "-march=native", "-fopenmp"]
+CXX_FLAGS = ["-O3", "-march=native", "-fopenmp", "-g0"]  # -g0: Paddle's builder adds -g
 # OpenMP threads per op (DARTS_PADDLE_KERNEL_THREADS overrides): the executor already runs
-# two ops side by side on the 2 cores we measured on (bench/kernel_bench.py, README)
+# two ops side by side on the 2 cores we measured on (docs/paddle.md section 11)
 THREADS = 1
 THREADS_VARIABLE = "DARTS_PADDLE_KERNEL_THREADS"
 
