@@ -128,8 +128,8 @@ def available():
             _state["ok"] = True
         except Exception as exc:  # no compiler, a read-only cache, a Paddle without headers
             log.warning("depthwise convolutions run on Paddle's conv2d: our kernel could not "
-                        "be built (%s); install a C++ compiler (apt-get install g++) for "
-                        "the faster one", exc)
+                        "be built (%s); it needs g++ (apt-get install g++) and a writable "
+                        "%s", exc, cache_root())
             _state["ok"] = False
     return _state["ok"]
 
