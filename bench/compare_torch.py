@@ -2,7 +2,8 @@
 
     python bench/compare_torch.py [--quick] [--batches 16 64] [--steps 3] [--eval_steps 3]
                                   [--torch_threads 2] [--torch_interop 1]
-                                  [--torch_malloc tuned|glibc] [--depthwise paddle|onednn]
+                                  [--torch_malloc tuned|glibc]
+                                  [--depthwise kernel|paddle|onednn]
 
 Rows (each side and each batch size in its own process: peak RSS is per process):
   search   the default supernet (C 16, 8 layers, 10 classes, 1,930,618 weights, 32x32):
@@ -25,8 +26,9 @@ Threads, the same budget on both sides (2 cores here): ours runs with the runtim
 (runtime.py: single-threaded kernels, the executor running independent ops side by side);
 PyTorch with torch.set_num_threads(2) (1 interop thread: eager autograd on the CPU does not
 use them, 1 and 2 measured equal) and our malloc settings (1-2 % faster than glibc's
-defaults at batch 64), the best we found.  `--depthwise onednn` times our opt-in oneDNN
-depthwise kernels instead (onednn.py; OpenMP then gets both cores: OMP_NUM_THREADS=2).
+defaults at batch 64), the best we found.  Our depthwise convs run on our kernel by
+default (kernels/depthwise.py); `--depthwise paddle` times Paddle's own, `--depthwise
+onednn` oneDNN's (onednn.py; OpenMP then gets both cores: OMP_NUM_THREADS=2).
 The last line: `ratio ours/pytorch: search-1st X, search-2nd X, eval-train X` at the
 largest batch run (below 1: we are faster).  torch is optional: without it the script says
 how to install it and exits with status 2.
@@ -46,6 +48,7 @@ sys.path[:0] = [ROOT, HERE]
 
 import eval_bench  # noqa: E402
 import search_bench  # noqa: E402
+from darts_paddle.runtime import DEPTHWISE_BACKENDS, depthwise_backend  # noqa: E402
 
 INSTALL_HINT = ("compare_torch needs PyTorch: pip install torch==2.13.0 (CPU build) or "
                 "pip install darts-paddle[torch]")
@@ -241,7 +244,7 @@ def settings(args, env):
             f"{torch.__version__}, {os.cpu_count()} cores\n"
             "threads: ours " + " ".join(f"{k}={v}" for k, v in env.items())
             + f" DARTS_PADDLE_MALLOC={os.environ.get('DARTS_PADDLE_MALLOC', 'tuned')}"
-            + f" DARTS_PADDLE_DEPTHWISE={os.environ.get('DARTS_PADDLE_DEPTHWISE', 'paddle')}; "
+            + f" DARTS_PADDLE_DEPTHWISE={depthwise_backend()}; "
             f"pytorch torch.set_num_threads({args.torch_threads}), "
             f"torch.set_num_interop_threads({args.torch_interop}), "
             + ("tuned malloc" if args.torch_malloc == "tuned" else "glibc malloc defaults"))
@@ -280,9 +283,9 @@ def main():
     p.add_argument("--torch_interop", type=int, default=1)
     p.add_argument("--torch_malloc", choices=["tuned", "glibc"], default="tuned",
                    help="PyTorch's allocator: our runtime's mallopt settings or glibc's")
-    p.add_argument("--depthwise", choices=["paddle", "onednn"], default=None,
+    p.add_argument("--depthwise", choices=DEPTHWISE_BACKENDS, default=None,
                    help="our depthwise kernels (DARTS_PADDLE_DEPTHWISE, default: the runtime's "
-                        "default, paddle)")
+                        f"default, {DEPTHWISE_BACKENDS[0]})")
     p.add_argument("--child", choices=["search", "eval"], help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)

@@ -13,8 +13,8 @@ intervals over all executor threads; the rest is executor and host overhead), th
 op time (above the wall time when ops run side by side; Paddle's executor runs more
 threads than there are cores, so it counts time-sliced waiting too), and a table of op
 kinds (forward and gradient ops together) by their share of the summed op time.  Each program
-runs in its own process.  The runtime defaults apply (and DARTS_PADDLE_DEPTHWISE=onednn
-profiles the oneDNN depthwise kernels).
+runs in its own process.  The runtime defaults apply (our depthwise kernel;
+DARTS_PADDLE_DEPTHWISE=paddle or =onednn profiles Paddle's or oneDNN's).
 """
 
 import argparse

@@ -25,8 +25,9 @@ class Prog:
 
 class Runner:
     def __init__(self, place=None, dtype="float32", depthwise=None):
-        """depthwise: 'paddle' or 'onednn' kernels for the depthwise convs on the CPU
-        (default: runtime.depthwise_backend())."""
+        """depthwise: 'onednn' moves the depthwise convs of a CPU program onto oneDNN
+        before its first run (default: runtime.depthwise_backend()); the other backends
+        are chosen when a program is built (nets/ops.py)."""
         self.dtype = np.dtype(dtype)  # floating feeds and values are cast to it
         self.place = place if place is not None else get_place()
         self.scope = paddle.static.Scope()

@@ -12,6 +12,8 @@ Defaults chosen by measurement on a 2-core CPU (bench/search_bench.py, README):
   a batch-64 gradient pass takes 13.5 s against 23.5 s with one op at a time and two OpenMP
   threads, for 7.6 GB peak memory instead of 5.6 GB (the architect's in-place vector
   programs passed tests/test_search_core.py in both modes when this default was chosen);
+  our depthwise kernel (kernels/, DARTS_PADDLE_DEPTHWISE=kernel, the default) keeps this
+  mode, one thread per op;
 - with DARTS_PADDLE_DEPTHWISE=onednn (opt-in, onednn.py) the depthwise convs run on
   oneDNN, multi-threaded; the executor then runs the program's ops one at a time, so
   OpenMP gets both cores (OMP_NUM_THREADS = 2): a batch-16 pass takes 2.7 s against 3.6 s
@@ -44,12 +46,13 @@ _MMAP_THRESHOLD = 32 * 1024 * 1024
 _PREFAULT_CHUNK = 16 * 1024 * 1024  # below the mmap threshold: the chunks come from the heap
 
 
-DEPTHWISE_BACKENDS = ("paddle", "onednn")
+DEPTHWISE_BACKENDS = ("kernel", "paddle", "onednn")  # the first is the default
 
 
 def depthwise_backend():
-    """'paddle' (default kernels) or 'onednn' (DARTS_PADDLE_DEPTHWISE=onednn, onednn.py)."""
-    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", "paddle")
+    """The depthwise convs' kernels on the CPU (DARTS_PADDLE_DEPTHWISE): 'kernel' (default:
+    ours, kernels/depthwise.py), 'paddle' (Paddle's conv2d) or 'onednn' (onednn.py)."""
+    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", DEPTHWISE_BACKENDS[0])
     if backend not in DEPTHWISE_BACKENDS:
         from .errors import UserError
 

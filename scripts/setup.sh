@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this checkout to run: the Debian packages it needs (graphviz for the cell
-# pictures, dataset-fashion-mnist for the demo data), a virtualenv in .venv with
+# pictures, dataset-fashion-mnist for the demo data, g++ to compile our CPU depthwise
+# kernel on first use: darts_paddle/kernels/), a virtualenv in .venv with
 # darts-paddle installed in editable mode, and Paddle itself only if none is importable
 # (a paddlepaddle-gpu installed system-wide is seen through --system-site-packages and
 # kept; pip would otherwise pull the CPU wheel over it).
@@ -10,6 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
 python3 -c "import ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -86,10 +86,12 @@ def test_every_kind_of_depthwise_conv_matches_the_default_kernels(placed):
 CFG = SearchConfig(C=4, layers=3, num_classes=5, image_size=8, unrolled=False)
 
 
-def gradients(dtype, depthwise):
-    """loss and every gradient of one supernet gradient pass (weights and alphas from seed 0)."""
+def gradients(dtype, depthwise, monkeypatch):
+    """loss and every gradient of one supernet gradient pass (weights and alphas from seed 0),
+    the program built for the `depthwise` backend."""
     import dataclasses
 
+    monkeypatch.setenv("DARTS_PADDLE_DEPTHWISE", depthwise)
     programs = build_search_programs(dataclasses.replace(CFG, dtype=dtype))
     runner = Runner(paddle.CPUPlace(), dtype=dtype, depthwise=depthwise)
     runner.run_startup(programs.startup)
@@ -103,18 +105,19 @@ def gradients(dtype, depthwise):
     return programs, {"loss": loss, **{n: runner.get(programs.gradient_name(n)) for n in names}}
 
 
-def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed):
-    programs, got = gradients("float32", "onednn")
+def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed, monkeypatch):
+    programs, got = gradients("float32", "onednn", monkeypatch)
     assert "onednn_op.depthwise_conv2d_grad" in kernels(programs["grad"])
-    _, default = gradients("float32", "paddle")
-    _, exact = gradients("float64", "onednn")  # float64: left on the default kernels
+    _, default = gradients("float32", "paddle", monkeypatch)
+    _, exact = gradients("float64", "onednn", monkeypatch)  # float64: left on the default kernels
     for name, e in exact.items():
         scale = np.abs(e).max()
         ours, theirs = np.abs(got[name] - e).max() / scale, np.abs(default[name] - e).max() / scale
         assert ours <= 3 * theirs + 1e-6, (name, ours, theirs)
 
 
-def test_float64_programs_keep_the_default_kernels():
+def test_float64_programs_keep_the_default_kernels(monkeypatch):
+    monkeypatch.setenv("DARTS_PADDLE_DEPTHWISE", "onednn")
     programs = build_search_programs(CFG.__class__(**{**CFG.__dict__, "dtype": "float64"}))
     assert onednn.place_depthwise(programs["grad"].program) == 0
     assert kernels(programs["grad"]) == ["pd_op.depthwise_conv2d", "pd_op.depthwise_conv2d_grad"]
@@ -125,7 +128,9 @@ def test_backend_choice_and_its_thread_default(monkeypatch):
     assert runtime.depthwise_backend() == "onednn"
     assert runtime._default_env()["OMP_NUM_THREADS"] == "2"
     monkeypatch.delenv("DARTS_PADDLE_DEPTHWISE")
+    assert runtime.depthwise_backend() == "kernel"
     assert runtime._default_env()["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("DARTS_PADDLE_DEPTHWISE", "mkl")
-    with pytest.raises(UserError, match="DARTS_PADDLE_DEPTHWISE=mkl: use one of paddle, onednn"):
+    with pytest.raises(UserError, match="DARTS_PADDLE_DEPTHWISE=mkl: use one of kernel, paddle, "
+                                        "onednn"):
         runtime.depthwise_backend()

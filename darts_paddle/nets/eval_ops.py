@@ -7,7 +7,7 @@ a `Context`, like the blocks in ops.py.
 """
 
 from ..paddle_static import F
-from .ops import BatchNorm, FactorizedReduce, conv
+from .ops import BatchNorm, FactorizedReduce, conv, depthwise
 
 
 class Identity:
@@ -50,13 +50,12 @@ class DilConv:
         self.depthwise = params.declare(name + ".dw", [C, 1, kernel, kernel])
         self.pointwise = params.declare(name + ".pw", [C, C, 1, 1])
         self.bn = BatchNorm(params, stats, name + ".bn", C, affine=True)
-        self.C, self.stride, self.dilation = C, stride, dilation
+        self.stride, self.dilation = stride, dilation
         self.padding = dilation * (kernel // 2)
 
     def __call__(self, x, ctx):
 
-        h = conv(F.relu(x), self.depthwise, self.stride, self.padding, self.dilation,
-                 groups=self.C)
+        h = depthwise(F.relu(x), self.depthwise, self.stride, self.padding, self.dilation)
         return self.bn(conv(h, self.pointwise), ctx)
 
 

@@ -3,12 +3,20 @@
 Each block declares its weights in a ParamStore and its BN statistics in a StatsStore when
 constructed, and builds static-graph ops when called with a `Context`.  Convolutions have no
 bias (docs/algorithm.md section 1); BN is non-affine inside search cells and affine elsewhere.
+
+Every conv is built here: `conv` (dense and grouped) and `depthwise`, which runs on our
+kernel (kernels/depthwise.py) on the CPU by default and on Paddle's conv2d otherwise
+(runtime.depthwise_backend(), a GPU, a failed build, or `stock_convs()`).
 """
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
 
 from ..paddle_static import F, paddle
 from paddle import _C_ops  # noqa: E402 (after paddle_static: Paddle loads configured)
+from ..kernels import depthwise as kernel
+from ..runtime import depthwise_backend, get_place
 from .params import ParamStore, StatsStore
 
 BN_MOMENTUM = 0.9  # Paddle's convention: running = 0.9 * running + 0.1 * batch (PyTorch 0.1)
@@ -22,10 +30,46 @@ class Context:
     training: bool
 
 
+_stock = contextvars.ContextVar("stock_convs", default=False)
+
+
+@contextlib.contextmanager
+def stock_convs():
+    """Build every depthwise conv as Paddle's conv2d: programs saved for Paddle's inference
+    predictor and paddle2onnx, which know no custom ops (train/programs.py)."""
+    token = _stock.set(True)
+    try:
+        yield
+    finally:
+        _stock.reset(token)
+
+
+def _on_kernel():
+    """Whether the depthwise convs built now run on our kernel."""
+    return (not _stock.get() and depthwise_backend() == "kernel"
+            and isinstance(get_place(), paddle.CPUPlace) and kernel.available())
+
+
 def conv(x, weight, stride=1, padding=0, dilation=1, groups=1):
 
     return F.conv2d(x, weight.value, stride=stride, padding=padding, dilation=dilation,
                     groups=groups)
+
+
+def depthwise_input(x, copies):
+    """What the depthwise convs over `copies` edge-major copies of x read: x itself on our
+    kernel (its output channel o reads channel o % C), x tiled for conv2d."""
+    return x if copies == 1 or _on_kernel() else paddle.tile(x, [1, copies, 1, 1])
+
+
+def depthwise(x, weight, stride=1, padding=0, dilation=1):
+    """Depthwise conv with square weights [C_out, 1, k, k]: output channel o reads x's
+    channel o % C_in, for x of C_in = C_out channels or from `depthwise_input`."""
+    if _on_kernel():
+        return kernel.depthwise_conv2d(x, weight.value, stride, padding, dilation)
+    channels = weight.shape[0]
+    return F.conv2d(depthwise_input(x, channels // x.shape[1]), weight.value, stride=stride,
+                    padding=padding, dilation=dilation, groups=channels)
 
 
 class BatchNorm:

@@ -9,9 +9,10 @@ network of tests/search_reference.py, loss and alpha gradients):
 - the weightless ops (max pool + BN, avg pool + BN, identity) depend only on the state, so
   they run once per state.  A non-affine BN in training mode normalises with the batch
   statistics, so one BN serves every edge;
-- each conv primitive (sep 3x3/5x5, dil 3x3/5x5) of the E edges leaving a state runs once,
-  as grouped convolutions over the input tiled E times (depthwise: groups = E*C; 1x1:
-  groups = E), with one BN over the E*C channels (per-channel statistics, as E BNs);
+- each conv primitive (sep 3x3/5x5, dil 3x3/5x5) of the E edges leaving a state runs once:
+  depthwise convs with E*C output channels, channel o reading input channel o % C (our
+  kernel reads the input so; Paddle's conv2d gets it tiled E times, groups = E*C), 1x1
+  convs with groups = E, and one BN over the E*C channels (per-channel statistics, as E BNs);
 - the op weights softmax(alpha) scale the last BN of each weighted op (a non-affine BN
   times a per-channel factor is a BN with that scale): no extra pass over the activations;
 - 'none' contributes zero: it needs no kernel, only its column in the softmax;
@@ -40,7 +41,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS, reduction_layers
-from ..nets.ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv
+from ..nets.ops import (BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv, depthwise,
+                        depthwise_input)
 from ..paddle_static import F, paddle
 from ..nets.params import ParamStore, SharedVars, StatsStore
 
@@ -74,8 +76,9 @@ def targets(source, steps=STEPS):
 class FusedConvOp:
     """One conv primitive (sep or dil conv) for the E edges leaving a state.
 
-    Input: ReLU(x) tiled E times.  Each op has its own convs and BNs: no concatenation of
-    the large activations (a copy Paddle would keep alive for the backward pass).
+    Input: ReLU(x) as `depthwise_input` gives it for E copies.  Each op has its own convs
+    and BNs: no concatenation of the large activations (a copy Paddle would keep alive for
+    the backward pass).
     """
 
     def __init__(self, params, stats, name, op, C, E):
@@ -91,12 +94,12 @@ class FusedConvOp:
             self.bn_2 = BatchNorm(params, stats, name + ".bn_2", E * C, affine=False)
 
     def _dw_pw(self, x, dw, pw, stride):
-        h = conv(x, dw, stride, self.padding, self.dilation, groups=self.E * self.C)
+        h = depthwise(x, dw, stride, self.padding, self.dilation)
         return conv(h, pw, groups=self.E)
 
-    def __call__(self, tiled, stride, scale, ctx):
+    def __call__(self, source, stride, scale, ctx):
         """w[e] * op_e(x) for every edge e; `scale` [E*C] carries the op weights w."""
-        h = self._dw_pw(tiled, self.dw_1, self.pw_1, stride)
+        h = self._dw_pw(source, self.dw_1, self.pw_1, stride)
         if not self.separable:
             return self.bn_1(h, ctx, scale=scale)
         h = F.relu(self.bn_1(h, ctx))
@@ -117,11 +120,11 @@ class EdgesFromState:
     def _conv_ops(self, x, weights, ctx):
         """sum over sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5 of w * op(x).
 
-        All edges at once: the input is tiled E times (edge-major channels), the depthwise
-        convs use groups = E*C and the 1x1 convs groups = E.  Returns [B, E*C, h, w].
+        All edges at once: the depthwise convs have E*C output channels (edge-major), the
+        1x1 convs groups = E.  Returns [B, E*C, h, w].
         """
-        tiled = paddle.tile(F.relu(x), [1, self.E, 1, 1])
-        return total([self.convs[op](tiled, self.stride, weights.conv[op], ctx)
+        source = depthwise_input(F.relu(x), self.E)
+        return total([self.convs[op](source, self.stride, weights.conv[op], ctx)
                       for op in CONV_OPS])
 
     def _mixed(self, x, weights, ctx):

@@ -22,11 +22,12 @@ from typing import Optional
 
 from ..distributed import mean_gradients, mean_over_ranks
 from ..nets.networks import DropPath, build_network
-from ..nets.ops import Context
+from ..nets.ops import Context, stock_convs
 from ..nets.params import SharedVars
 from ..optim import weight_optimizer
 from ..paddle_static import F, merge_repeated_ops, paddle
 from ..runner import Prog
+from ..kernels.depthwise import OP as DEPTHWISE_OP
 
 
 @dataclass
@@ -177,10 +178,11 @@ def build_export_program(programs):
     A persistable buffer (the BN statistics) appears in a PIR program as a persistable data
     op, which save_inference_model lists as an input of the model; here the statistics are
     declared as frozen parameters under the same names, so the exported model has exactly
-    one input and takes their values from the scope like the weights."""
+    one input and takes their values from the scope like the weights.  Its depthwise convs
+    are Paddle's conv2d (`stock_convs`): the predictor and paddle2onnx know no custom op."""
     cfg, net = programs.config, programs.network
     prog = paddle.static.Program()
-    with paddle.static.program_guard(prog, paddle.static.Program()):
+    with paddle.static.program_guard(prog, paddle.static.Program()), stock_convs():
         x = paddle.static.data("x", [-1, cfg.in_channels, cfg.image_size, cfg.image_size],
                                "float32")
         net.materialize(_AsParameters(), training=False)
@@ -213,8 +215,8 @@ def multiply_adds(prog):
     Read from the built program (output and weight shapes), so it counts what runs."""
     total = 0
     for op in prog.program.global_block().ops:
-        name = op.name().split(".")[-1]  # pd_op, or onednn_op (onednn.py)
-        if name in ("conv2d", "depthwise_conv2d"):
+        name = op.name().split(".")[-1]  # pd_op, onednn_op (onednn.py) or custom_op
+        if name in ("conv2d", "depthwise_conv2d", DEPTHWISE_OP):
             out, weight = op.result(0).shape, op.operand_source(1).shape
             total += _prod(out[1:]) * _prod(weight[1:])
         elif name == "matmul":
