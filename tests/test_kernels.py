@@ -170,6 +170,11 @@ def test_without_a_compiler_convs_fall_back_to_conv2d(tmp_path, monkeypatch, cap
     monkeypatch.setattr(depthwise, "SOURCE", str(broken))
     monkeypatch.setattr(depthwise, "_state", {})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # the log straight to caplog: a search run earlier in the session (cli.setup_logging)
+    # stops darts_paddle's records at its own handlers
+    logger = logging.getLogger("darts_paddle.kernels")
+    monkeypatch.setattr(logger, "handlers", [caplog.handler])
+    monkeypatch.setattr(logger, "propagate", False)
     with caplog.at_level(logging.INFO, logger="darts_paddle.kernels"):
         assert not depthwise.available()
         assert not depthwise.available()  # tried once per process
