@@ -4,6 +4,9 @@ runtime.configure() (threads, allocator, flags: they must be set before Paddle l
 no importer can load Paddle unconfigured.  Code that needs no Paddle (genotypes, data,
 pictures, argument parsing) does not import it."""
 
+import functools
+import traceback
+
 from .runtime import import_paddle
 
 paddle = import_paddle()
@@ -22,3 +25,28 @@ def merge_repeated_ops(program):
     optimizer's updates at its end), not for the architect's vector programs."""
     pir.apply_cse_pass(program)
     return program
+
+
+def without_op_callstacks(build):
+    """Decorator: build programs without recording each op's Python call stack.
+
+    Paddle stores, on every op a static API appends, the stack `traceback.extract_stack()`
+    returns (C++ looks the function up on the module at each call), for its error
+    messages.  Reading the source lines of every frame for each of the ~8,000 ops of the
+    gradient program (half of them zero-gradient ops the backward creates and drops) took
+    4 s of its 11 s build here, more under pytest's deeper stacks (docs/paddle.md section
+    1).  The stack is empty while `build` runs; a failing op's message then names the op
+    without our source line."""
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        saved = traceback.extract_stack
+        traceback.extract_stack = _no_stack
+        try:
+            return build(*args, **kwargs)
+        finally:
+            traceback.extract_stack = saved
+    return wrapper
+
+
+def _no_stack(f=None, limit=None):
+    return traceback.StackSummary()

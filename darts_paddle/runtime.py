@@ -36,6 +36,7 @@ import warnings
 
 _configured = False
 _libc = None  # glibc, once tune_malloc() has set it up
+_malloc_holding_gil = None  # its malloc called without releasing the GIL (ctypes.PyDLL)
 
 # mallopt() parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -75,7 +76,7 @@ def _default_env():
 
 def tune_malloc():
     """Keep large freed blocks in the heap instead of unmapping them after every op."""
-    global _libc
+    global _libc, _malloc_holding_gil
     if os.environ.get("DARTS_PADDLE_MALLOC", "tuned") != "tuned":
         return False
     path = ctypes.util.find_library("c")
@@ -91,9 +92,10 @@ def tune_malloc():
     ok &= mallopt(_M_TOP_PAD, 1024 * 1024 * 1024)
     ok &= mallopt(_M_ARENA_MAX, 1)
     if ok:
-        libc.malloc.restype = ctypes.c_void_p
-        libc.malloc.argtypes = [ctypes.c_size_t]
         libc.free.argtypes = [ctypes.c_void_p]
+        _malloc_holding_gil = ctypes.PyDLL(path).malloc
+        _malloc_holding_gil.restype = ctypes.c_void_p
+        _malloc_holding_gil.argtypes = [ctypes.c_size_t]
         _libc = libc
     return bool(ok)
 
@@ -111,13 +113,14 @@ def prefault(place, nbytes):
         return None
 
     def touch():
-        held = []
-        for _ in range(chunks):
-            block = _libc.malloc(_PREFAULT_CHUNK)
-            if not block:
-                break
+        # All blocks first, then touch them: taken in one go, with the GIL held, they lie
+        # side by side in the heap and merge into one free region when freed.  Touched as
+        # they were taken, the build's small allocations fell between them and left 16 MB
+        # holes that the default supernet's 16 MB activations did not fit.
+        held = [block for block in (_malloc_holding_gil(_PREFAULT_CHUNK)
+                                    for _ in range(chunks)) if block]
+        for block in held:
             ctypes.memset(block, 0, _PREFAULT_CHUNK)  # ctypes releases the GIL here
-            held.append(block)
         for block in held:
             _libc.free(block)
 

@@ -14,6 +14,7 @@ import paddle
 import paddle.nn.functional as F
 
 from darts_paddle.genotype import PRIMITIVES
+from darts_paddle.paddle_static import without_op_callstacks
 
 CONVS = {"sep_conv_3x3": (3, 1), "sep_conv_5x5": (5, 1), "dil_conv_3x3": (3, 2),
          "dil_conv_5x5": (5, 2)}
@@ -180,6 +181,21 @@ def build_reference(weights, net, x_shape, dtype, pc_k=None):
         "fc.b", weights["classifier.bias"])
     loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
     return feed.values, x, y, arch, loss
+
+
+@without_op_callstacks
+def reference_run(weights, net, x, y, arch_values, pc_k=None):
+    """The per-edge network's loss and the gradients of the architecture parameters
+    `arch_values` ({name: array}) on the batch x, y, in float64: (loss, [gradients])."""
+    names = list(arch_values)
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        feeds, _, _, arch, loss = build_reference(weights, net, x.shape, "float64", pc_k)
+        grads = paddle.static.gradients([loss], [arch[n] for n in names])
+    out = paddle.static.Executor(paddle.CPUPlace()).run(
+        main, feed={**feeds, "x": x, "y": y, **arch_values}, fetch_list=[loss, *grads],
+        scope=paddle.static.Scope())
+    return float(out[0]), out[1:]
 
 
 def make_search(cfg):

@@ -65,17 +65,12 @@ def test_partial_channel_supernet_is_the_authors_per_edge_network(search):
     names = programs.arch.names
     fused = [runner.get(programs.gradient_name(n)) for n in names]
 
-    weights = programs.network.params.unbank({b: runner.get(b) for b in programs.network.params.banks})
-    main, startup = paddle.static.Program(), paddle.static.Program()
-    with paddle.static.program_guard(main, startup):
-        feeds, _, _, arch, ref_loss = search_reference.build_reference(
-            weights, programs.network, x.shape, "float64", pc_k=4)
-        grads = paddle.static.gradients([ref_loss], [arch[n] for n in names])
-    out = paddle.static.Executor(paddle.CPUPlace()).run(
-        main, feed={**feeds, "x": x, "y": y, **arch_values(programs, runner)},
-        fetch_list=[ref_loss, *grads], scope=paddle.static.Scope())
-    assert float(loss) == pytest.approx(float(out[0]), rel=1e-10)
-    for name, ours, ref in zip(names, fused, out[1:]):
+    banks = programs.network.params.banks
+    weights = programs.network.params.unbank({b: runner.get(b) for b in banks})
+    ref_loss, ref_grads = search_reference.reference_run(
+        weights, programs.network, x, y, arch_values(programs, runner), pc_k=4)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-10)
+    for name, ours, ref in zip(names, fused, ref_grads):
         assert np.abs(ref).max() > 1e-4, name  # a real gradient, not zeros on both sides
         np.testing.assert_allclose(ours, ref, rtol=1e-8, atol=1e-12, err_msg=name)
 
