@@ -4,6 +4,7 @@ runtime.configure() (threads, allocator, flags: they must be set before Paddle l
 no importer can load Paddle unconfigured.  Code that needs no Paddle (genotypes, data,
 pictures, argument parsing) does not import it."""
 
+import collections.abc
 import functools
 import traceback
 
@@ -27,26 +28,48 @@ def merge_repeated_ops(program):
     return program
 
 
-def without_op_callstacks(build):
-    """Decorator: build programs without recording each op's Python call stack.
+def fast_build(build):
+    """Decorator for program builders: two of Paddle's build-time costs off while `build`
+    runs (docs/paddle.md section 1), the programs unchanged.
 
-    Paddle stores, on every op a static API appends, the stack `traceback.extract_stack()`
-    returns (C++ looks the function up on the module at each call), for its error
-    messages.  Reading the source lines of every frame for each of the ~8,000 ops of the
-    gradient program (half of them zero-gradient ops the backward creates and drops) took
-    4 s of its 11 s build here, more under pytest's deeper stacks (docs/paddle.md section
-    1).  The stack is empty while `build` runs; a failing op's message then names the op
-    without our source line."""
+    - Call stacks: Paddle stores on every op the stack `traceback.extract_stack()` returns
+      (C++ looks it up on the module at each op), for its error messages; reading every
+      frame's source line for each of the ~8,000 ops the gradient program's backward
+      appends cost seconds.  The stack is empty meanwhile: a failing op's message names
+      the op without our source line.
+    - Op listings: Paddle's backward lists the whole block three times per op it
+      differentiates (`len(block.ops)` twice and the list once, in `append_backward_ops`),
+      24 million op wrappers and 4.5 s of an 8 s build for the DARTS gradient program.
+      `pir.Block.ops` gives a view meanwhile whose length asks the block for its count
+      and which lists the ops once, when an op is first read."""
     @functools.wraps(build)
     def wrapper(*args, **kwargs):
-        saved = traceback.extract_stack
-        traceback.extract_stack = _no_stack
+        saved = traceback.extract_stack, pir.Block.ops
+        traceback.extract_stack, pir.Block.ops = _no_stack, property(_OpsView)
         try:
             return build(*args, **kwargs)
         finally:
-            traceback.extract_stack = saved
+            traceback.extract_stack, pir.Block.ops = saved
     return wrapper
 
 
 def _no_stack(f=None, limit=None):
     return traceback.StackSummary()
+
+
+_block_ops = pir.Block.ops.fget
+
+
+class _OpsView(collections.abc.Sequence):
+    """`block.ops` listed when first read: its length before that is the block's count."""
+
+    def __init__(self, block):
+        self._block, self._ops = block, None
+
+    def __len__(self):
+        return self._block.num_ops() if self._ops is None else len(self._ops)
+
+    def __getitem__(self, index):
+        if self._ops is None:
+            self._ops = _block_ops(self._block)
+        return self._ops[index]

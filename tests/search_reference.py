@@ -14,7 +14,7 @@ import paddle
 import paddle.nn.functional as F
 
 from darts_paddle.genotype import PRIMITIVES
-from darts_paddle.paddle_static import without_op_callstacks
+from darts_paddle.paddle_static import fast_build
 
 CONVS = {"sep_conv_3x3": (3, 1), "sep_conv_5x5": (5, 1), "dil_conv_3x3": (3, 2),
          "dil_conv_5x5": (5, 2)}
@@ -183,7 +183,7 @@ def build_reference(weights, net, x_shape, dtype, pc_k=None):
     return feed.values, x, y, arch, loss
 
 
-@without_op_callstacks
+@fast_build
 def reference_run(weights, net, x, y, arch_values, pc_k=None):
     """The per-edge network's loss and the gradients of the architecture parameters
     `arch_values` ({name: array}) on the batch x, y, in float64: (loss, [gradients])."""

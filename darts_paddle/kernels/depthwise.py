@@ -27,6 +27,7 @@ import tempfile
 
 from ..errors import UserError
 from ..paddle_static import paddle
+from ..state.atomic import write_atomic
 from paddle import _C_ops  # noqa: E402 (after paddle_static: Paddle loads configured)
 from paddle.utils import cpp_extension  # noqa: E402
 
@@ -96,9 +97,8 @@ def _compile(library):
         script = _SETUP.format(op=OP, source=SOURCE, flags=CXX_FLAGS)
         result = subprocess.run([sys.executable, "-c", script, "build"], cwd=work,
                                 capture_output=True, text=True)
-        log_path = os.path.join(directory, "compile.log")
-        with open(log_path, "w") as f:
-            f.write(result.stdout + result.stderr)
+        log_path = write_atomic(os.path.join(directory, "compile.log"),
+                                lambda f: f.write(result.stdout + result.stderr), mode="w")
         built = os.path.join(work, OP + ".so")
         if result.returncode != 0 or not os.path.exists(built):
             raise RuntimeError(f"the build failed, see {log_path}")

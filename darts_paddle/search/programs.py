@@ -21,7 +21,7 @@ from typing import Dict
 from ..distributed import mean_over_ranks
 from ..nets.ops import Context
 from ..optim import weight_optimizer
-from ..paddle_static import F, merge_repeated_ops, paddle, without_op_callstacks
+from ..paddle_static import F, fast_build, merge_repeated_ops, paddle
 from ..nets.params import SharedVars, gradient_name
 from ..runner import Prog
 from . import architect
@@ -122,7 +122,7 @@ def _forward(net, shared, arch, cfg, training):
     return banks, list(arch_vars.values()), ["x", "y", *knobs], loss, acc
 
 
-@without_op_callstacks
+@fast_build
 def build_gradient_program(net, shared, arch, cfg, startup):
     """The one forward/backward program: G_<var> <- dL/d<var> for every bank and alpha."""
     prog = paddle.static.Program()
@@ -191,7 +191,7 @@ def search_heap_bytes(cfg: SearchConfig, batch):
     return int(0.75 * scale * (HEAP_FIXED_MB + HEAP_PER_SAMPLE_MB * batch) * 1e6)
 
 
-@without_op_callstacks
+@fast_build
 def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     """All programs of the search, built once, sharing variables by name."""
     net = search_network(cfg)

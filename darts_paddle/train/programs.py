@@ -25,7 +25,7 @@ from ..nets.networks import DropPath, build_network
 from ..nets.ops import Context, stock_convs
 from ..nets.params import SharedVars
 from ..optim import weight_optimizer
-from ..paddle_static import F, merge_repeated_ops, paddle, without_op_callstacks
+from ..paddle_static import F, fast_build, merge_repeated_ops, paddle
 from ..runner import Prog
 from ..kernels.depthwise import OP as DEPTHWISE_OP
 
@@ -190,7 +190,7 @@ def build_export_program(programs):
     return Prog(prog, ["x"], [x, logits])
 
 
-@without_op_callstacks
+@fast_build
 def build_train_programs(cfg: TrainConfig, genotype, train=True,
                          world_size=1) -> TrainPrograms:
     """Both programs (train=False: the inference program only, for --eval_only);
