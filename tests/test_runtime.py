@@ -12,6 +12,9 @@ from darts_paddle.nets.params import SharedVars
 from darts_paddle.paddle_static import fast_build, paddle
 from darts_paddle.search.methods import make_method
 from darts_paddle.search.programs import SearchConfig, build_gradient_program, search_network
+from darts_paddle.train.programs import TrainConfig, build_train_programs
+
+import genotypes as G  # noqa: E402
 
 PROBE = r"""
 import json, os
@@ -88,3 +91,15 @@ def test_fast_build_builds_the_same_program():
                 for op in prog.program.global_block().ops]
     fast, plain = ops(build_gradient_program), ops(build_gradient_program.__wrapped__)
     assert len(fast) > 1000 and fast == plain
+
+
+def test_fast_build_builds_the_same_training_program():
+    """The evaluation network's training program (auxiliary head, drop path) likewise."""
+    cfg = TrainConfig(C=4, layers=3, image_size=32, auxiliary=True, drop_path_prob=0.2)
+
+    def ops(build):
+        prog = build(cfg, G.DARTS_V2).train.program
+        return [(op.name(), op.num_operands(), op.num_results())
+                for op in prog.global_block().ops]
+    fast, plain = ops(build_train_programs), ops(build_train_programs.__wrapped__)
+    assert len(fast) > 400 and fast == plain
