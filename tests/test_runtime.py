@@ -77,6 +77,12 @@ def test_builders_see_an_empty_call_stack_until_they_return_or_raise():
     assert isinstance(paddle.static.Program().global_block().ops, list)
 
 
+def op_signature(prog):
+    """A built `Prog`'s ops in order, each with its operand and result counts."""
+    return [(op.name(), op.num_operands(), op.num_results())
+            for op in prog.program.global_block().ops]
+
+
 def test_fast_build_builds_the_same_program():
     """A gradient program (DADARTS: every kind of op the search uses) built with and
     without fast_build: the same ops in the same order, with the same operand and result
@@ -85,10 +91,8 @@ def test_fast_build_builds_the_same_program():
                        method=make_method("dadarts"))
 
     def ops(build):
-        prog = build(search_network(cfg), SharedVars(cfg.dtype), cfg.method.arch_parameters(),
-                     cfg, paddle.static.Program())
-        return [(op.name(), op.num_operands(), op.num_results())
-                for op in prog.program.global_block().ops]
+        return op_signature(build(search_network(cfg), SharedVars(cfg.dtype),
+                                  cfg.method.arch_parameters(), cfg, paddle.static.Program()))
     fast, plain = ops(build_gradient_program), ops(build_gradient_program.__wrapped__)
     assert len(fast) > 1000 and fast == plain
 
@@ -98,8 +102,6 @@ def test_fast_build_builds_the_same_training_program():
     cfg = TrainConfig(C=4, layers=3, image_size=32, auxiliary=True, drop_path_prob=0.2)
 
     def ops(build):
-        prog = build(cfg, G.DARTS_V2).train.program
-        return [(op.name(), op.num_operands(), op.num_results())
-                for op in prog.global_block().ops]
+        return op_signature(build(cfg, G.DARTS_V2).train)
     fast, plain = ops(build_train_programs), ops(build_train_programs.__wrapped__)
     assert len(fast) > 400 and fast == plain
