@@ -1,5 +1,19 @@
-"""Opt-in: the depthwise convolutions of a program on oneDNN, every other op on Paddle's
-default CPU kernels (`DARTS_PADDLE_DEPTHWISE=onednn`, see runtime.py).
+"""oneDNN on the CPU: the inference programs by default, the depthwise convolutions of the
+others on request.
+
+Inference programs (`place_inference`, `DARTS_PADDLE_INFERENCE=onednn`, the default):
+Paddle's own placement pass, as its inference predictor runs it, puts every op oneDNN has
+a kernel for on oneDNN, the depthwise convs included (the program is built with Paddle's
+conv2d for them: our custom op would read the oneDNN ops' outputs in their own memory
+layout).  Paddle then runs the program one op at a time in the calling thread, so
+`threads` gives oneDNN's kernels every core for the run, and without its in-place pass
+(`without_inplace`).  A DARTS_V2 inference batch (C 36, 20 layers, batch 96) takes 2.5 s
+instead of 3.8 s on 2 cores (docs/paddle.md section 8).  No gradients are involved, so
+the sign errors below cannot occur; tests/test_onednn.py compares whole inference
+programs with the default kernels.
+
+Opt-in for the other programs: the depthwise convolutions on oneDNN, every other op on
+Paddle's default CPU kernels (`DARTS_PADDLE_DEPTHWISE=onednn`, see runtime.py).
 
 Why: Paddle 3.3's default CPU depthwise kernel (one small GEMM per channel, one thread) is
 3/4 of a supernet pass and 2-4x slower than oneDNN's on the same shapes; oneDNN's is level
@@ -24,11 +38,14 @@ its default kernels whenever any of it is missing.  oneDNN's depthwise kernels a
 only: float64 programs (tests) are left alone.
 """
 
+import contextlib
 import logging
+import os
 
 import numpy as np
 
 from .paddle_static import paddle
+from .runtime import inference_backend
 from paddle.base.libpaddle import pir  # noqa: E402 (after paddle_static: Paddle loads configured)
 
 log = logging.getLogger("darts_paddle.onednn")
@@ -144,3 +161,65 @@ def place_depthwise(program):
     if placed != len(ops) or _depthwise_ops(program):
         raise RuntimeError(f"oneDNN placement rewrote {placed} of {len(ops)} depthwise convs")
     return placed
+
+
+def for_inference(place):
+    """Whether inference programs run on oneDNN at `place` (float32 ones): the CPU with
+    DARTS_PADDLE_INFERENCE=onednn, the default."""
+    return inference_backend() == "onednn" and isinstance(place, paddle.CPUPlace)
+
+
+def place_inference(prog):
+    """Put every op of the float32 inference `Prog` that oneDNN has a kernel for on
+    oneDNN, in place, before its first run; returns how many ops it moved (0: the default
+    kernels stay, e.g. Paddle without oneDNN).
+
+    The pass replaces the ops that compute the fetched values, so the fetch ops are added
+    first (as the executor would) and `prog.fetch` is read back from them."""
+    block = prog.program.global_block()
+    try:
+        _register_onednn_dialect(paddle)
+        with paddle.static.program_guard(prog.program):
+            for i, value in enumerate(prog.fetch):
+                paddle._pir_ops.fetch(value, f"fetch{i}", i).persistable = True
+        pm = paddle.pir.PassManager()
+        pm.add_pass("onednn_placement_pass", {})
+        pm.run(prog.program)
+    except Exception as exc:  # Paddle without oneDNN, or its internals moved
+        log.warning("inference stays on Paddle's default kernels: oneDNN placement "
+                    "unavailable (%s)", exc)
+        return 0
+    fetched = sorted((op.attrs()["col"], op.operand_source(0)) for op in block.ops
+                     if op.name() == "pd_op.fetch")
+    prog.fetch = [value for _, value in fetched]
+    return sum(op.name().startswith("onednn_op.") for op in block.ops)
+
+
+@contextlib.contextmanager
+def without_inplace():
+    """Programs prepared inside do without the executor's in-place pass
+    (FLAGS_pir_apply_inplace_pass, read when a program is first run): between a oneDNN op
+    and a default-kernel op Paddle inserts layout transfers that share their input's
+    buffer, which the pass does not see, so an op it makes in-place overwrote values other
+    ops still read (the fetched logits came back as their softmax)."""
+    flag = "FLAGS_pir_apply_inplace_pass"
+    before = paddle.get_flags(flag)
+    paddle.set_flags({flag: False})
+    try:
+        yield
+    finally:
+        paddle.set_flags(before)
+
+
+@contextlib.contextmanager
+def threads(n=None):
+    """OpenMP and MKL threads of the calling thread's kernels: `n` (default: every core
+    this process may use) inside, Paddle's own setting (FLAGS_paddle_num_threads) after:
+    MKL's count is process-wide, and the executor's side-by-side mode wants one."""
+    core = paddle.base.core
+    core.set_num_threads(n or len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        core.set_num_threads(paddle.get_flags("FLAGS_paddle_num_threads")
+                             ["FLAGS_paddle_num_threads"])

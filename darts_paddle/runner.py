@@ -4,12 +4,13 @@ Everything that runs a Program or touches a variable's value goes through a Runn
 rest of the code never sees feeds, fetch lists or scopes.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import List
 
 import numpy as np
 
-from .onednn import place_depthwise
+from . import onednn
 from .paddle_static import paddle
 from .runtime import depthwise_backend, get_place
 
@@ -21,20 +22,27 @@ class Prog:
     program: object
     feeds: List[str] = field(default_factory=list)
     fetch: List[object] = field(default_factory=list)
+    inference: bool = False  # no gradients: may run on oneDNN (onednn.place_inference)
 
 
 class Runner:
-    def __init__(self, place=None, dtype="float32", depthwise=None):
+    def __init__(self, place=None, dtype="float32", depthwise=None, inference=None):
         """depthwise: 'onednn' moves the depthwise convs of a CPU program onto oneDNN
         before its first run (default: runtime.depthwise_backend()); the other backends
-        are chosen when a program is built (nets/ops.py)."""
+        are chosen when a program is built (nets/ops.py).  inference: 'onednn' runs the
+        float32 inference programs on the CPU on oneDNN (default:
+        runtime.inference_backend())."""
         self.dtype = np.dtype(dtype)  # floating feeds and values are cast to it
         self.place = place if place is not None else get_place()
         self.scope = paddle.static.Scope()
         self.exe = paddle.static.Executor(self.place)
         depthwise = depthwise or depthwise_backend()
-        self._onednn = depthwise == "onednn" and isinstance(self.place, paddle.CPUPlace)
-        self._placed = set()  # ids of the programs whose kernels were chosen
+        cpu = isinstance(self.place, paddle.CPUPlace)
+        self._onednn = depthwise == "onednn" and cpu
+        self._onednn_inference = (self.dtype == np.float32 and (
+            onednn.for_inference(self.place) if inference is None
+            else inference == "onednn" and cpu))
+        self._placed = {}  # id of a program whose kernels were chosen -> its oneDNN op count
 
     def run(self, prog, **feed):
         """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy.
@@ -45,10 +53,16 @@ class Runner:
         if missing:
             raise ValueError(f"missing feeds {sorted(missing)}")
         feed = {k: self._cast(v) for k, v in feed.items() if k in prog.feeds}
-        if self._onednn and id(prog.program) not in self._placed:
-            place_depthwise(prog.program)  # before the first run, which fixes the kernels
-            self._placed.add(id(prog.program))
-        with paddle.static.scope_guard(self.scope):
+        if id(prog.program) not in self._placed:  # before the first run fixes the kernels
+            self._placed[id(prog.program)] = (
+                onednn.place_inference(prog) if prog.inference and self._onednn_inference
+                else onednn.place_depthwise(prog.program) if self._onednn else 0)
+        # a program holding oneDNN ops runs one op at a time: its kernels get every core
+        on_onednn = prog.inference and self._placed[id(prog.program)]
+        with paddle.static.scope_guard(self.scope), contextlib.ExitStack() as stack:
+            if on_onednn:
+                stack.enter_context(onednn.threads())
+                stack.enter_context(onednn.without_inplace())
             out = self.exe.run(prog.program, feed=feed, fetch_list=prog.fetch,
                                scope=self.scope)
         return [np.asarray(o) for o in out]

@@ -48,18 +48,31 @@ _PREFAULT_CHUNK = 16 * 1024 * 1024  # below the mmap threshold: the chunks come 
 
 
 DEPTHWISE_BACKENDS = ("kernel", "paddle", "onednn")  # the first is the default
+INFERENCE_BACKENDS = ("onednn", "paddle")
+
+
+def _choice(variable, choices):
+    """The value of environment variable `variable`, one of `choices` (default: the first)."""
+    value = os.environ.get(variable, choices[0])
+    if value not in choices:
+        from .errors import UserError
+
+        raise UserError(f"{variable}={value}: use one of {', '.join(choices)} "
+                        "(or leave it unset)")
+    return value
 
 
 def depthwise_backend():
     """The depthwise convs' kernels on the CPU (DARTS_PADDLE_DEPTHWISE): 'kernel' (default:
     ours, kernels/depthwise.py), 'paddle' (Paddle's conv2d) or 'onednn' (onednn.py)."""
-    backend = os.environ.get("DARTS_PADDLE_DEPTHWISE", DEPTHWISE_BACKENDS[0])
-    if backend not in DEPTHWISE_BACKENDS:
-        from .errors import UserError
+    return _choice("DARTS_PADDLE_DEPTHWISE", DEPTHWISE_BACKENDS)
 
-        raise UserError(f"DARTS_PADDLE_DEPTHWISE={backend}: use one of "
-                        f"{', '.join(DEPTHWISE_BACKENDS)} (or leave it unset)")
-    return backend
+
+def inference_backend():
+    """The kernels of inference programs on the CPU (DARTS_PADDLE_INFERENCE): 'onednn'
+    (default: every op oneDNN has, on every core, onednn.place_inference) or 'paddle'
+    (Paddle's default kernels, ops side by side like the other programs)."""
+    return _choice("DARTS_PADDLE_INFERENCE", INFERENCE_BACKENDS)
 
 
 def _default_env():

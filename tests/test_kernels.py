@@ -151,8 +151,9 @@ def test_the_search_cell_reads_its_input_untiled_on_our_kernel(monkeypatch):
     assert {"pd_op.tile", "pd_op.depthwise_conv2d_grad"} <= stock and CUSTOM not in stock
 
 
-def test_exported_programs_keep_paddles_conv2d():
+def test_exported_programs_keep_paddles_conv2d(monkeypatch):
     """The inference predictor and paddle2onnx know no custom op."""
+    monkeypatch.setenv("DARTS_PADDLE_INFERENCE", "paddle")  # oneDNN's: Paddle's conv2d too
     programs = build_train_programs(TrainConfig(C=4, layers=3, image_size=16), G.DARTS_V2,
                                     train=False)
     assert CUSTOM in op_names(programs.infer)

@@ -134,3 +134,56 @@ def test_backend_choice_and_its_thread_default(monkeypatch):
     with pytest.raises(UserError, match="DARTS_PADDLE_DEPTHWISE=mkl: use one of kernel, paddle, "
                                         "onednn"):
         runtime.depthwise_backend()
+
+
+def inference(backend, monkeypatch):
+    """An evaluation network's inference program built and run for `backend` ('onednn' or
+    'paddle', DARTS_PADDLE_INFERENCE): the program and its fetches (loss, top-1, top-5,
+    logits) on one random batch, with BN statistics away from 0 and 1 (inference mode
+    reads them)."""
+    from darts_paddle.train.programs import TrainConfig, build_train_programs
+    import genotypes as G
+
+    monkeypatch.setenv("DARTS_PADDLE_INFERENCE", backend)
+    programs = build_train_programs(TrainConfig(C=4, layers=3, image_size=16), G.DARTS_V2,
+                                    train=False)
+    runner = Runner(paddle.CPUPlace())
+    runner.run_startup(programs.startup)
+    rng = np.random.default_rng(0)
+    values = programs.initial_values(rng)
+    for name, value in values.items():
+        if name.endswith(".mean"):
+            values[name] = rng.normal(0.0, 0.3, value.shape)
+        elif name.endswith(".var"):
+            values[name] = rng.uniform(0.5, 2.0, value.shape)
+    runner.set_all(values)
+    x, y = rng.standard_normal((6, 3, 16, 16)), rng.integers(0, 10, 6)
+    return programs.infer, runner.run(programs.infer, x=x, y=y)
+
+
+def test_inference_on_onednn_matches_the_default_kernels(monkeypatch):
+    placed, got = inference("onednn", monkeypatch)
+    ops = {op.name() for op in placed.program.global_block().ops}
+    if not any(name.startswith("onednn_op.") for name in ops):
+        pytest.skip("this Paddle cannot run programs on oneDNN")
+    assert {"onednn_op.conv2d", "onednn_op.depthwise_conv2d", "onednn_op.batch_norm",
+            "onednn_op.relu"} <= ops
+    assert not any(name.startswith("custom_op.") for name in ops)
+    # the executor's in-place pass is off only while the program is prepared
+    assert paddle.get_flags("FLAGS_pir_apply_inplace_pass")["FLAGS_pir_apply_inplace_pass"]
+    reference, expected = inference("paddle", monkeypatch)
+    assert not any(op.name().startswith("onednn_op.")
+                   for op in reference.program.global_block().ops)
+    # the fetches in their order: loss, top-1, top-5, then the [6, 10] logits
+    assert [e.shape for e in expected] == [g.shape for g in got] == [(), (), (), (6, 10)]
+    for what, e, g in zip(["loss", "top-1", "top-5", "logits"], expected, got):
+        assert np.abs(g - e).max() <= 1e-5 * max(1.0, np.abs(e).max()), what
+
+
+def test_inference_backend_choice(monkeypatch):
+    assert runtime.inference_backend() == "onednn"
+    monkeypatch.setenv("DARTS_PADDLE_INFERENCE", "paddle")
+    assert runtime.inference_backend() == "paddle"
+    monkeypatch.setenv("DARTS_PADDLE_INFERENCE", "mkl")
+    with pytest.raises(UserError, match="DARTS_PADDLE_INFERENCE=mkl: use one of onednn, paddle"):
+        runtime.inference_backend()

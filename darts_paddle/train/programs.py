@@ -17,6 +17,7 @@ Drop path masks are a feed, [paths, B, 1, 1, 1], only when drop_path_prob > 0: s
 nets/networks.py for why they are drawn outside the program.
 """
 
+import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,7 +27,9 @@ from ..nets.ops import Context, stock_convs
 from ..nets.params import SharedVars
 from ..optim import weight_optimizer
 from ..paddle_static import F, fast_build, merge_repeated_ops, paddle
+from .. import onednn
 from ..runner import Prog
+from ..runtime import get_place
 from ..kernels.depthwise import OP as DEPTHWISE_OP
 
 
@@ -154,15 +157,16 @@ def build_train_program(net, shared, cfg, startup, world_size=1):
 
 
 def build_infer_program(net, shared, cfg, startup):
-
+    """On oneDNN (onednn.for_inference) with Paddle's depthwise conv2d, which oneDNN runs."""
     prog = paddle.static.Program()
-    with paddle.static.program_guard(prog, startup):
+    convs = stock_convs() if onednn.for_inference(get_place()) else contextlib.nullcontext()
+    with paddle.static.program_guard(prog, startup), convs:
         x, _, label = _inputs(cfg)
         net.materialize(shared, training=False)
         logits, _ = net(x, Context(training=False))
         loss = criterion(logits, label)
         fetch = [loss, *_accuracies(logits, label), logits]
-    return Prog(merge_repeated_ops(prog), ["x", "y"], fetch)
+    return Prog(merge_repeated_ops(prog), ["x", "y"], fetch, inference=True)
 
 
 class _AsParameters(SharedVars):
