@@ -26,22 +26,18 @@ class Prog:
 
 
 class Runner:
-    def __init__(self, place=None, dtype="float32", depthwise=None, inference=None):
+    def __init__(self, place=None, dtype="float32", depthwise=None):
         """depthwise: 'onednn' moves the depthwise convs of a CPU program onto oneDNN
         before its first run (default: runtime.depthwise_backend()); the other backends
-        are chosen when a program is built (nets/ops.py).  inference: 'onednn' runs the
-        float32 inference programs on the CPU on oneDNN (default:
-        runtime.inference_backend())."""
+        are chosen when a program is built (nets/ops.py).  Float32 inference programs run
+        on oneDNN where onednn.for_inference says so."""
         self.dtype = np.dtype(dtype)  # floating feeds and values are cast to it
         self.place = place if place is not None else get_place()
         self.scope = paddle.static.Scope()
         self.exe = paddle.static.Executor(self.place)
         depthwise = depthwise or depthwise_backend()
-        cpu = isinstance(self.place, paddle.CPUPlace)
-        self._onednn = depthwise == "onednn" and cpu
-        self._onednn_inference = (self.dtype == np.float32 and (
-            onednn.for_inference(self.place) if inference is None
-            else inference == "onednn" and cpu))
+        self._onednn = depthwise == "onednn" and isinstance(self.place, paddle.CPUPlace)
+        self._onednn_inference = self.dtype == np.float32 and onednn.for_inference(self.place)
         self._placed = {}  # id of a program whose kernels were chosen -> its oneDNN op count
 
     def run(self, prog, **feed):
