@@ -307,6 +307,7 @@ def main():
     if args.depthwise:  # read by our children's runtime.configure()
         os.environ["DARTS_PADDLE_DEPTHWISE"] = args.depthwise
     load_before = os.getloadavg()[0]  # other processes' load skews both sides
+    cpu_before = search_bench.cpu_times()  # and so does a hypervisor's steal
     rows, ratios, env, reps = [], {}, {}, []
     for b in args.batches:
         ours, theirs = compare_search(b, args)
@@ -320,7 +321,9 @@ def main():
     ratios["eval-train"] = ours["step_s"] / theirs["step_s"]
     print(settings(args, env or {"runtime": "defaults"}))
     print(f"machine load (1-minute average) at start {load_before:.2f}, at end "
-          f"{os.getloadavg()[0]:.2f} (the run itself keeps about 2 busy)")
+          f"{os.getloadavg()[0]:.2f} (the run itself keeps about 2 busy); CPU time stolen by "
+          f"the hypervisor over the run "
+          f"{search_bench.steal_percent(cpu_before, search_bench.cpu_times()):.0f} %")
     print_table(rows)
     print("\n".join(reps))
     print("ratio ours/pytorch: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))

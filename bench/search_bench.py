@@ -11,6 +11,9 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   step1/2   a whole first-/second-order search step (architect + weight step)
   eigen     with --eigen: one lambda_max estimate at the search's defaults (--eigen_batches
             1, --eigen_iterations 10; search/collapse.py), its seconds and gradient passes
+  steal     the share of the machine's CPU time the hypervisor gave to other guests
+            (/proc/stat) during start-up and during the whole child: on a shared virtual
+            machine the figures above move with it
 Medians over --steps repetitions after a warm-up.  The last line is machine-readable.
 
 --processes 2 runs the child as a data-parallel search under paddle.distributed.launch
@@ -43,8 +46,30 @@ def random_batches(batch, image_size=32, num_classes=10, seed=DATA_SEED):
                     rng.integers(0, num_classes, batch).astype(np.int64))
 
 
+def cpu_times():
+    """(steal, total) CPU time of the whole machine in clock ticks (/proc/stat), or None
+    where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user .. steal
+        if len(ticks) < 8:
+            return None
+    except (OSError, ValueError):
+        return None
+    return ticks[7], sum(ticks)
+
+
+def steal_percent(before, after):
+    """Percentage of the CPU time between two `cpu_times()` that was stolen (nan: unknown)."""
+    if before is None or after is None or after[1] == before[1]:
+        return float("nan")
+    return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
+
+
 def child(batch, steps, process_start, method_name="darts", eigen=False):
     import resource
+
+    cpu_start = cpu_times()
 
     import numpy as np
 
@@ -89,7 +114,7 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
         return time.time() - t
 
     first_step = step(second)
-    first_done = time.time()
+    first_done, cpu_first_done = time.time(), cpu_times()
     timings = {"pass": [], "step1": [], "step2": []}
     for _ in range(steps):
         x, y = data()
@@ -118,6 +143,8 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "FLAGS_paddle_num_threads",
                                                    "FLAGS_new_executor_serial_run")},
             "depthwise": runtime.depthwise_backend(),
+            "steal_startup_pct": steal_percent(cpu_start, cpu_first_done),
+            "steal_pct": steal_percent(cpu_start, cpu_times()),
             **({"eigen_s": estimate.seconds, "eigen_passes": estimate.passes} if estimate
                else {}),
             **{k + "_s": v for k, v in med.items()},
@@ -160,14 +187,16 @@ def table(results):
         print(f"programs of {method} (PIR ops): " + ", ".join(f"{k} {v}" for k, v in ops.items()))
     print(f"{'method':>8} {'batch':>5} {'procs':>5} {'grad ops':>8} {'build s':>8} "
           f"{'startup s':>10} {'pass s':>7} {'1st-order s':>12} {'2nd-order s':>12} "
-          f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12}"
+          f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12} "
+          f"{'steal % start/all':>17}"
           + (f" {'eigen s':>8} {'passes':>6}" if "eigen_s" in results[0] else ""))
     for r in results:
         print(f"{r['method']:>8} {r['batch']:>5} {r['processes']:>5} {r['ops']['grad']:>8} "
               f"{r['build_s']:>8.1f} {r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
               f"{r['step1_s']:>12.2f} {r['step2_s']:>12.2f} {r['step2_s'] / r['step1_s']:>8.2f} "
               f"{r['batch'] / r['step1_s']:>10.1f} {r['batch'] / r['step2_s']:>10.1f} "
-              f"{r['rss_gb']:>12.2f}"
+              f"{r['rss_gb']:>12.2f} "
+              f"{r['steal_startup_pct']:>8.0f}/{r['steal_pct']:<8.0f}"
               + (f" {r['eigen_s']:>8.1f} {r['eigen_passes']:>6}" if "eigen_s" in r else ""))
     print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items())
           + f", depthwise convs on {results[0]['depthwise']} kernels")

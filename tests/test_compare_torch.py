@@ -51,3 +51,22 @@ def test_table_and_ratio_line(monkeypatch, capsys):
     assert any(line.startswith("eval b96 peak RSS GB") and line.split()[-1] == "2.00"
                for line in out)
     assert "search b16 1st-order step s: ours 6.00 6.15 | pytorch 4.00 4.10" in out
+    assert any("stolen by the hypervisor over the run" in line for line in out)
+
+
+def test_steal_share_from_proc_stat(monkeypatch, tmp_path):
+    """/proc/stat's first line: user nice system idle iowait irq softirq steal guest ..."""
+    import builtins
+
+    stat = tmp_path / "stat"
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(
+        stat if path == "/proc/stat" else path, *a, **k))
+    stat.write_text("cpu  100 0 50 800 0 0 0 50 7 0\ncpu0 1 2 3\n")
+    before = compare_torch.search_bench.cpu_times()
+    assert before == (50, 1000)  # guest time is already counted in user
+    stat.write_text("cpu  250 0 100 900 0 0 0 150 9 0\n")
+    after = compare_torch.search_bench.cpu_times()
+    assert compare_torch.search_bench.steal_percent(before, after) == pytest.approx(25.0)
+    stat.write_text("")
+    assert compare_torch.search_bench.cpu_times() is None
