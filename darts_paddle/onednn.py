@@ -212,12 +212,12 @@ def without_inplace():
 
 
 @contextlib.contextmanager
-def threads(n=None):
-    """OpenMP and MKL threads of the calling thread's kernels: `n` (default: every core
-    this process may use) inside, Paddle's own setting (FLAGS_paddle_num_threads) after:
-    MKL's count is process-wide, and the executor's side-by-side mode wants one."""
+def threads():
+    """OpenMP and MKL threads of the calling thread's kernels: every core this process may
+    use inside, Paddle's own setting (FLAGS_paddle_num_threads) after: MKL's count is
+    process-wide, and the executor's side-by-side mode wants one."""
     core = paddle.base.core
-    core.set_num_threads(n or len(os.sched_getaffinity(0)))
+    core.set_num_threads(len(os.sched_getaffinity(0)))
     try:
         yield
     finally:

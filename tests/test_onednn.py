@@ -181,6 +181,7 @@ def test_inference_on_onednn_matches_the_default_kernels(monkeypatch):
 
 
 def test_inference_backend_choice(monkeypatch):
+    monkeypatch.delenv("DARTS_PADDLE_INFERENCE", raising=False)
     assert runtime.inference_backend() == "onednn"
     monkeypatch.setenv("DARTS_PADDLE_INFERENCE", "paddle")
     assert runtime.inference_backend() == "paddle"
