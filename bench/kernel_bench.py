@@ -43,7 +43,7 @@ def conv_program(backend, batch, channels, size, kernel, stride, dilation):
         w = paddle.static.create_parameter([channels, 1, kernel, kernel], "float32", "w")
         padding = dilation * (kernel // 2)
         if backend == "kernel":
-            y = depthwise.depthwise_conv2d(x, w, stride, padding, dilation)
+            y = depthwise.depthwise_conv2d(x, [w], stride, [dilation])
         else:
             y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation,
                          groups=channels)

@@ -75,14 +75,22 @@ def mixed_op(x, weights, stride, w):
 
 
 def edge_weights(banks_by_name, cell, source, e, C, stride):
-    """Weights of edge number `e` among the edges leaving `source`, cut from fused tensors."""
+    """Weights of edge number `e` among the edges leaving `source`, cut from fused tensors:
+    edge e owns rows e*C .. (e+1)*C - 1 of each op's depthwise weights; the 1x1 weights of
+    the four conv ops are stacked op by op (ORDER; the sep convs' second 1x1 in pw_2)."""
     W = banks_by_name
     p = f"cells.{cell}.from_{source}"
-    rows = slice(e * C, (e + 1) * C)  # edge e owns rows e*C .. (e+1)*C - 1 of every conv
-    w = {op: {part: W[f"{p}.{op}.{part}"][rows]
-              for part in (("dw_1", "pw_1", "dw_2", "pw_2") if op.startswith("sep")
-                           else ("dw_1", "pw_1"))}
-         for op in ORDER}
+    E = 4 - max(0, source - 1)  # the edges leaving a state: to nodes max(0, j - 1) .. 3
+    rows = slice(e * C, (e + 1) * C)
+
+    def pointwise(part, i):  # op i of ORDER, edge e
+        return W[f"{p}.{part}"][(i * E + e) * C:(i * E + e + 1) * C]
+
+    w = {}
+    for i, op in enumerate(ORDER):
+        w[op] = {"dw_1": W[f"{p}.{op}.dw_1"][rows], "pw_1": pointwise("pw_1", i)}
+        if op.startswith("sep"):
+            w[op].update(dw_2=W[f"{p}.{op}.dw_2"][rows], pw_2=pointwise("pw_2", i))
     if stride == 2:
         half = slice(e * C // 2, (e + 1) * C // 2)
         w["fr_1"] = W[p + ".skip_connect.conv_1"][half]

@@ -142,3 +142,19 @@ def test_the_line_that_ends_a_run_goes_to_its_log_too(exc, status, line, tmp_pat
     assert "started ['--x']" in log[0] and log[-1].endswith(" " + line) and len(log) == 2
     out, err = capsys.readouterr()
     assert err == line + "\n" and line not in out  # once on the console
+
+
+@pytest.mark.parametrize("old", ["darts-paddle-search/1", "darts-paddle-search-weights/1"])
+def test_a_checkpoint_of_the_earlier_supernet_layout_is_refused(old, tmp_path):
+    """Same array names and shapes, weights in another order: loading must not succeed."""
+    import argparse
+
+    from darts_paddle.state import search_state
+
+    save_checkpoint(str(tmp_path / search_state.CHECKPOINT), {"bn.mean": np.zeros(3)},
+                    {"format": old, "flags": {}})
+    for load in (lambda: search_state.read_initial_state(str(tmp_path)),
+                 lambda: search_state.load_state(argparse.Namespace(save=str(tmp_path)), {})):
+        with pytest.raises(UserError, match="earlier darts-paddle, whose supernet stored its "
+                                            "weights in another order; start a new search"):
+            load()

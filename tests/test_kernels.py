@@ -56,7 +56,7 @@ def conv_program(dtype, ours):
             x.stop_gradient = w.stop_gradient = False
             pad = dil * (k // 2)
             if ours:
-                y = depthwise.depthwise_conv2d(x, w, stride, pad, dil)
+                y = depthwise.depthwise_conv2d(x, [w], stride, [dil])
             else:
                 y = F.conv2d(paddle.tile(x, [1, copies, 1, 1]), w, stride=stride, padding=pad,
                              dilation=dil, groups=copies * c)
@@ -106,6 +106,52 @@ def test_two_threads_compute_the_same_numbers(monkeypatch):
         depthwise.kernel_threads()
 
 
+# (C_in, [(C_out of the weight, kernel, dilation)], stride): the search cell's two stages,
+# the four conv primitives of 3 edges reading C_in channels, and the sep convs' second
+# halves, where each weight reads its own slice of the input's channels
+MULTI = [(2, [(6, 3, 1), (6, 5, 1), (6, 3, 2), (6, 5, 2)], 1),
+         (3, [(6, 3, 1), (6, 5, 1), (6, 3, 2), (6, 5, 2)], 2),
+         (8, [(4, 3, 1), (4, 5, 1)], 1)]
+
+
+@pytest.mark.parametrize("c, weights, stride", MULTI)
+def test_several_weights_are_the_convs_of_each_stacked(c, weights, stride):
+    """One op over several weights against one conv2d per weight over the channels its
+    output channels read (o % C_in), concatenated: output and every gradient."""
+    main = paddle.static.Program()
+    with paddle.static.program_guard(main, paddle.static.Program()):
+        x = paddle.static.data("x", [BATCH, c, 9, 9], "float64")
+        ws = [paddle.static.data(f"w{i}", [n, 1, k, k], "float64")
+              for i, (n, k, _) in enumerate(weights)]
+        for v in (x, *ws):
+            v.stop_gradient = False
+        dilations = [d for _, _, d in weights]
+        ours = depthwise.depthwise_conv2d(x, ws, stride, dilations)
+        parts, first = [], 0
+        for w, (n, k, d) in zip(ws, weights):
+            channels = [(first + i) % c for i in range(n)]
+            parts.append(F.conv2d(paddle.gather(x, paddle.to_tensor(channels), axis=1), w,
+                                  stride=stride, padding=d * (k // 2), dilation=d, groups=n))
+            first += n
+        reference = paddle.concat(parts, axis=1)
+        r = paddle.static.data("r", reference.shape, "float64")
+        fetch = [ours, reference]
+        for y in (ours, reference):
+            fetch += paddle.static.gradients([y], [x, *ws], target_gradients=[r])
+    rng = np.random.default_rng(5)
+    feed = {"x": rng.standard_normal((BATCH, c, 9, 9)),
+            "r": rng.standard_normal(reference.shape)}
+    feed.update({f"w{i}": rng.standard_normal((n, 1, k, k)) for i, (n, k, _) in enumerate(weights)})
+    got, expected, *grads = Runner(paddle.CPUPlace(), "float64").run(Prog(main, list(feed), fetch),
+                                                                     **feed)
+    assert got.shape == expected.shape == (BATCH, sum(n for n, _, _ in weights),
+                                           (9 - 1) // stride + 1, (9 - 1) // stride + 1)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    half = len(grads) // 2
+    for g, e in zip(grads[:half], grads[half:]):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-11)
+
+
 @pytest.mark.parametrize("stride, dil", [(1, 2), (2, 1)])
 def test_gradients_equal_finite_differences(stride, dil):
     """loss = sum(r * conv(x, w)): each gradient element against a central difference."""
@@ -114,18 +160,21 @@ def test_gradients_equal_finite_differences(stride, dil):
         x = paddle.static.data("x", [2, 2, 5, 5], "float64")
         w = paddle.static.data("w", [4, 1, 3, 3], "float64")
         x.stop_gradient = w.stop_gradient = False
-        y = depthwise.depthwise_conv2d(x, w, stride, dil, dil)
+        # a second weight of another size and dilation: output channels 4, 5 read x's 0, 1
+        w5 = paddle.static.data("w5", [2, 1, 5, 5], "float64")
+        w5.stop_gradient = False
+        y = depthwise.depthwise_conv2d(x, [w, w5], stride, [dil, 3 - dil])
         r = paddle.static.data("r", y.shape, "float64")
         loss = paddle.sum(y * r)
-        gx, gw = paddle.static.gradients([loss], [x, w])
+        grads = paddle.static.gradients([loss], [x, w, w5])
     runner = Runner(paddle.CPUPlace(), "float64")
-    prog = Prog(main, ["x", "w", "r"], [loss, gx, gw])
+    prog = Prog(main, ["x", "w", "w5", "r"], [loss, *grads])
     rng = np.random.default_rng(3)
     feed = {"x": rng.standard_normal((2, 2, 5, 5)), "w": rng.standard_normal((4, 1, 3, 3)),
-            "r": rng.standard_normal(y.shape)}
-    _, gx_got, gw_got = runner.run(prog, **feed)
+            "w5": rng.standard_normal((2, 1, 5, 5)), "r": rng.standard_normal(y.shape)}
+    _, *got_grads = runner.run(prog, **feed)
     h = 1e-4
-    for name, got in (("x", gx_got), ("w", gw_got)):
+    for name, got in zip(("x", "w", "w5"), got_grads):
         numeric = np.zeros_like(got)
         for index in np.ndindex(*got.shape):
             losses = []
@@ -188,7 +237,7 @@ def test_without_a_compiler_convs_fall_back_to_conv2d(tmp_path, monkeypatch, cap
     with paddle.static.program_guard(main, paddle.static.Program()):
         x = paddle.static.data("x", [2, 3, 8, 8], "float32")
         dw.value = paddle.static.create_parameter([6, 1, 3, 3], "float32")
-        ops.depthwise(x, dw, padding=1)
+        ops.depthwise(x, [dw])
     names = op_names(Prog(main))
     assert {"pd_op.tile", "pd_op.depthwise_conv2d"} <= names and CUSTOM not in names
 

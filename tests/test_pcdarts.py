@@ -59,7 +59,7 @@ def test_partial_channel_supernet_is_the_authors_per_edge_network(search):
                                    "betas_reduce"]
     assert runner.get("betas_normal").shape == (14,)
     # the ops are C/k wide: a normal cell's sep_conv_3x3 of the 4 edges leaving c_{k-1}
-    assert programs.network.params["cells.0.from_1.sep_conv_3x3.pw_1"].shape == (4 * 2, 2, 1, 1)
+    assert programs.network.params["cells.0.from_1.sep_conv_3x3.dw_1"].shape == (4 * 2, 1, 3, 3)
     x, y = batch(2)
     loss, _ = runner.run(programs["grad"], x=x, y=y, bn_update=OFF)
     names = programs.arch.names

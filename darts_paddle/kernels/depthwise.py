@@ -5,10 +5,11 @@ PyTorch's on the networks' shapes, and it is 80 % of a search pass; oneDNN is no
 by default (onednn.py: it makes the executor run one op at a time).  Ours is a custom op,
 so the executor keeps running independent ops side by side (docs/paddle.md section 11).
 
-The op: x [N, Cin, H, W], weight [Cout, 1, k, k] with Cout a multiple of Cin; output
-channel o reads input channel o % Cin (Cout = Cin: conv2d with groups = Cin; Cout =
-E * Cin: E edge-major copies of x, so the search cell needs no `paddle.tile`).  Its
-gradient op computes both gradients.
+The op: x [N, Cin, H, W] and weights [C_g, 1, k_g, k_g] (dilation d_g each) stacked to
+Cout = sum C_g output channels; output channel o reads input channel o % Cin (one weight
+of Cout = Cin: conv2d with groups = Cin; Cout = E * Cin: E edge-major copies of x, so the
+search cell needs no `paddle.tile`; several weights: the search cell's four conv
+primitives as one op, supernet.py).  Its gradient op computes all gradients.
 
 The library is built once per source, Paddle version and CPU into
 $XDG_CACHE_HOME/darts_paddle/kernels (default ~/.cache/...), under a file lock (the ranks
@@ -134,8 +135,10 @@ def available():
     return _state["ok"]
 
 
-def depthwise_conv2d(x, weight, stride=1, padding=0, dilation=1):
-    """The op (available() must be True): output channel o of x convolved with weight[o],
-    read from x's channel o % Cin; square kernels, symmetric padding <= dilation*(k-1)."""
-    (y,) = _C_ops._run_custom_op(OP, x, weight, stride, padding, dilation, kernel_threads())
+def depthwise_conv2d(x, weights, stride=1, dilations=(1,)):
+    """The op (available() must be True) over the weights [C_g, 1, k_g, k_g] stacked along
+    the output channels, dilations[g] for weight g, "same" padding (odd k): output channel
+    o convolved with its weight row, read from x's channel o % Cin."""
+    (y,) = _C_ops._run_custom_op(OP, [x, *weights], stride, list(dilations),
+                                 kernel_threads())
     return y

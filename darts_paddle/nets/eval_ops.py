@@ -51,11 +51,10 @@ class DilConv:
         self.pointwise = params.declare(name + ".pw", [C, C, 1, 1])
         self.bn = BatchNorm(params, stats, name + ".bn", C, affine=True)
         self.stride, self.dilation = stride, dilation
-        self.padding = dilation * (kernel // 2)
 
     def __call__(self, x, ctx):
 
-        h = depthwise(F.relu(x), self.depthwise, self.stride, self.padding, self.dilation)
+        h = depthwise(F.relu(x), [self.depthwise], self.stride, [self.dilation])
         return self.bn(conv(h, self.pointwise), ctx)
 
 

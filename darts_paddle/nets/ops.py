@@ -56,20 +56,26 @@ def conv(x, weight, stride=1, padding=0, dilation=1, groups=1):
                     groups=groups)
 
 
-def depthwise_input(x, copies):
-    """What the depthwise convs over `copies` edge-major copies of x read: x itself on our
-    kernel (its output channel o reads channel o % C), x tiled for conv2d."""
-    return x if copies == 1 or _on_kernel() else paddle.tile(x, [1, copies, 1, 1])
-
-
-def depthwise(x, weight, stride=1, padding=0, dilation=1):
-    """Depthwise conv with square weights [C_out, 1, k, k]: output channel o reads x's
-    channel o % C_in, for x of C_in = C_out channels or from `depthwise_input`."""
+def depthwise(x, weights, stride=1, dilations=(1,)):
+    """Depthwise convs with "same" padding, one per weight entry [C_g, 1, k, k] (odd k,
+    dilation dilations[g]), stacked along the output channels: output channel o reads x's
+    channel o % C_in.  On our kernel that is one op; on Paddle's conv2d one conv per weight
+    over the channels it reads (x tiled, or a slice of x), concatenated."""
     if _on_kernel():
-        return kernel.depthwise_conv2d(x, weight.value, stride, padding, dilation)
-    channels = weight.shape[0]
-    return F.conv2d(depthwise_input(x, channels // x.shape[1]), weight.value, stride=stride,
-                    padding=padding, dilation=dilation, groups=channels)
+        return kernel.depthwise_conv2d(x, [w.value for w in weights], stride, dilations)
+    outs, first, channels = [], 0, x.shape[1]
+    for w, d in zip(weights, dilations):
+        n, k = w.shape[0], w.shape[2]
+        if n % channels == 0:  # every channel of x, n / C_in times (edge-major copies)
+            source = x if n == channels else paddle.tile(x, [1, n // channels, 1, 1])
+        else:  # channels first .. first + n - 1 of x (the weights split x's channels)
+            start = first % channels
+            assert start + n <= channels, "a weight's channels must not wrap around x"
+            source = x[:, start:start + n]
+        outs.append(F.conv2d(source, w.value, stride=stride, padding=d * (k // 2),
+                             dilation=d, groups=n))
+        first += n
+    return outs[0] if len(outs) == 1 else paddle.concat(outs, axis=1)
 
 
 class BatchNorm:

@@ -9,16 +9,20 @@ network of tests/search_reference.py, loss and alpha gradients):
 - the weightless ops (max pool + BN, avg pool + BN, identity) depend only on the state, so
   they run once per state.  A non-affine BN in training mode normalises with the batch
   statistics, so one BN serves every edge;
-- each conv primitive (sep 3x3/5x5, dil 3x3/5x5) of the E edges leaving a state runs once:
-  depthwise convs with E*C output channels, channel o reading input channel o % C (our
-  kernel reads the input so; Paddle's conv2d gets it tiled E times, groups = E*C), 1x1
-  convs with groups = E, and one BN over the E*C channels (per-channel statistics, as E BNs);
+- the four conv primitives (sep 3x3/5x5, dil 3x3/5x5) of the E edges leaving a state run
+  as two stages (`ConvOps`): ReLU, one depthwise op with the four kernels (our kernel
+  reads each op's kernel size and dilation; 4*E*C output channels, op-major then
+  edge-major, channel o reading input channel o % C), one 1x1 conv with groups = 4E and
+  one BN over the 4*E*C channels (per-channel statistics, as 4E BNs); then the second half
+  of the two sep convs the same way over their 2*E*C channels.  Every op and edge keeps
+  its own weights and statistics: fusing changes the graph, not the function;
 - the op weights softmax(alpha) scale the last BN of each weighted op (a non-affine BN
   times a per-channel factor is a BN with that scale): no extra pass over the activations;
+  the first BN of the sep convs gets the factor 1;
 - 'none' contributes zero: it needs no kernel, only its column in the softmax;
 - the op weights are cut per source state with a handful of ops per cell type
-  (`CellWeights`): one gather puts the edges in source order, the per-channel BN scales
-  of all sources come from one expand and one split per channel count.
+  (`CellWeights`): one gather puts the edges in source order, one gather and one split
+  per channel count give every BN's per-channel scale.
 
 Partial channel connections (PC-DARTS, k > 1): only the first C/k channels of a state go
 through the mixed ops of its edges (every conv, pool and FactorizedReduce is C/k wide);
@@ -31,7 +35,9 @@ and shuffled at once (`EdgesFromState._with_bypass`).
 
 Parameter names keep the edge structure: `cells.3.from_1.sep_conv_3x3.dw_1` holds the
 first depthwise weights of the sep_conv_3x3 ops of all edges leaving state 1 of cell 3,
-edge-major (edge e owns rows e*C .. (e+1)*C - 1; C/k with partial channels).
+edge-major (edge e owns rows e*C .. (e+1)*C - 1; C/k with partial channels);
+`cells.3.from_1.pw_1` the first 1x1 weights of all four conv primitives, op-major in
+CONV_OPS order (op i, edge e: rows (i*E + e)*C ..), `pw_2` the second of the sep convs.
 """
 
 import functools
@@ -41,20 +47,16 @@ import numpy as np
 
 from ..errors import UserError
 from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS, reduction_layers
-from ..nets.ops import (BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv, depthwise,
-                        depthwise_input)
+from ..nets.ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv, depthwise
 from ..paddle_static import F, paddle
 from ..nets.params import ParamStore, SharedVars, StatsStore
 
 CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+SEP_OPS = CONV_OPS[:2]  # first: stage 1's leading channels feed their second stage (ConvOps)
 KERNEL = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
 DILATION = {"sep_conv_3x3": 1, "sep_conv_5x5": 1, "dil_conv_3x3": 2, "dil_conv_5x5": 2}
 ALPHAS = tuple(f"alphas_{c}" for c in CELLS)
 COL = {name: i for i, name in enumerate(PRIMITIVES)}
-# the ops whose weight scales a BN's output per channel (skip_connect: at stride 2); W's
-# columns skip_connect .. BYPASS - 1, in this order (CellWeights slices them)
-SCALED = ("skip_connect", *CONV_OPS)
-assert [COL[op] for op in SCALED] == list(range(COL["skip_connect"], len(PRIMITIVES)))
 BYPASS = len(PRIMITIVES)  # W's column of the bypass factor with partial channels
 
 
@@ -73,37 +75,39 @@ def targets(source, steps=STEPS):
     return list(range(max(0, source - 1), steps))
 
 
-class FusedConvOp:
-    """One conv primitive (sep or dil conv) for the E edges leaving a state.
+class ConvOps:
+    """The four conv primitives (CONV_OPS) of the E edges leaving a state, in two stages.
 
-    Input: ReLU(x) as `depthwise_input` gives it for E copies.  Each op has its own convs
-    and BNs: no concatenation of the large activations (a copy Paddle would keep alive for
-    the backward pass).
+    Stage 1, all four: depthwise (their kernels and dilations, stride of the edges), 1x1
+    (groups 4E), BN over 4*E*C channels: op-major, then edge-major.  A dil conv ends there;
+    a sep conv (the first two ops: stage 1's first 2*E*C channels) repeats ReLU, depthwise,
+    1x1 and BN at stride 1 over those channels.  No concatenation of the large activations:
+    each stage is one tensor from its depthwise op on.
     """
 
-    def __init__(self, params, stats, name, op, C, E):
-        k, self.dilation, self.E, self.C = KERNEL[op], DILATION[op], E, C
-        self.padding = self.dilation * (k // 2)
-        self.dw_1 = params.declare(name + ".dw_1", [E * C, 1, k, k])
-        self.pw_1 = params.declare(name + ".pw_1", [E * C, C, 1, 1])
-        self.bn_1 = BatchNorm(params, stats, name + ".bn_1", E * C, affine=False)
-        self.separable = op.startswith("sep")
-        if self.separable:  # sep convs repeat ReLU, depthwise, 1x1, BN at stride 1
-            self.dw_2 = params.declare(name + ".dw_2", [E * C, 1, k, k])
-            self.pw_2 = params.declare(name + ".pw_2", [E * C, C, 1, 1])
-            self.bn_2 = BatchNorm(params, stats, name + ".bn_2", E * C, affine=False)
+    def __init__(self, params, stats, name, C, E):
+        self.E, self.C = E, C
+        self.dw_1 = [params.declare(f"{name}.{op}.dw_1", [E * C, 1, KERNEL[op], KERNEL[op]])
+                     for op in CONV_OPS]
+        self.pw_1 = params.declare(name + ".pw_1", [len(CONV_OPS) * E * C, C, 1, 1])
+        self.bn_1 = BatchNorm(params, stats, name + ".bn_1", len(CONV_OPS) * E * C,
+                              affine=False)
+        self.dw_2 = [params.declare(f"{name}.{op}.dw_2", [E * C, 1, KERNEL[op], KERNEL[op]])
+                     for op in SEP_OPS]
+        self.pw_2 = params.declare(name + ".pw_2", [len(SEP_OPS) * E * C, C, 1, 1])
+        self.bn_2 = BatchNorm(params, stats, name + ".bn_2", len(SEP_OPS) * E * C,
+                              affine=False)
 
-    def _dw_pw(self, x, dw, pw, stride):
-        h = depthwise(x, dw, stride, self.padding, self.dilation)
-        return conv(h, pw, groups=self.E)
-
-    def __call__(self, source, stride, scale, ctx):
-        """w[e] * op_e(x) for every edge e; `scale` [E*C] carries the op weights w."""
-        h = self._dw_pw(source, self.dw_1, self.pw_1, stride)
-        if not self.separable:
-            return self.bn_1(h, ctx, scale=scale)
-        h = F.relu(self.bn_1(h, ctx))
-        return self.bn_2(self._dw_pw(h, self.dw_2, self.pw_2, 1), ctx, scale=scale)
+    def __call__(self, x, stride, weights, ctx):
+        """sum over the four ops of w[e, op] * op(x) for every edge e: [B, E*C, h, w]."""
+        h = depthwise(F.relu(x), self.dw_1, stride, [DILATION[op] for op in CONV_OPS])
+        h = self.bn_1(conv(h, self.pw_1, groups=len(CONV_OPS) * self.E), ctx,
+                      scale=weights.stage_1)
+        sep, dil = paddle.split(h, [len(SEP_OPS) * self.E * self.C, -1], axis=1)
+        h = depthwise(F.relu(sep), self.dw_2, 1, [DILATION[op] for op in SEP_OPS])
+        h = self.bn_2(conv(h, self.pw_2, groups=len(SEP_OPS) * self.E), ctx,
+                      scale=weights.stage_2)
+        return total(paddle.split(h + dil, 2, axis=1))  # [sep 3x3 + dil 3x3, 5x5 + 5x5]
 
 
 class EdgesFromState:
@@ -112,20 +116,9 @@ class EdgesFromState:
         E, C_op = len(nodes), C // k
         self.C, self.C_op, self.E, self.k, self.nodes, self.stride = C, C_op, E, k, nodes, stride
         self.pool_bn = BatchNorm(params, stats, name + ".pool_bn", 2 * C_op, affine=False)
-        self.convs = {op: FusedConvOp(params, stats, f"{name}.{op}", op, C_op, E)
-                      for op in CONV_OPS}
+        self.convs = ConvOps(params, stats, name, C_op, E)
         self.reduce = (FactorizedReduce(params, stats, name + ".skip_connect", C_op, C_op,
                                         affine=False, copies=E) if stride == 2 else None)
-
-    def _conv_ops(self, x, weights, ctx):
-        """sum over sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5 of w * op(x).
-
-        All edges at once: the depthwise convs have E*C output channels (edge-major), the
-        1x1 convs groups = E.  Returns [B, E*C, h, w].
-        """
-        source = depthwise_input(F.relu(x), self.E)
-        return total([self.convs[op](source, self.stride, weights.conv[op], ctx)
-                      for op in CONV_OPS])
 
     def _mixed(self, x, weights, ctx):
         """sum_k w[e, k] op_k(x) of every edge e: [B, E*C, h, w], edge-major (C: the op width)."""
@@ -140,7 +133,7 @@ class EdgesFromState:
             shared.append(paddle.reshape(x, [-1, 1, C * h * w]))
         mixed = [paddle.reshape(paddle.matmul(weights.shared, paddle.concat(shared, axis=1)),
                                 [-1, E * C, h, w]),
-                 self._conv_ops(x, weights, ctx)]
+                 self.convs(x, self.stride, weights, ctx)]
         if self.reduce is not None:  # stride-2 skip_connect: one FactorizedReduce per edge
             mixed.append(self.reduce(x, ctx, scale=weights.skip_scale))
         return total(mixed)
@@ -176,7 +169,8 @@ class EdgesFromState:
 class EdgeWeights:
     """The op weights of the edges leaving one state, cut to the shapes used above."""
     shared: object  # [E, 2 or 3]: max pool, avg pool (, identity when stride 1)
-    conv: dict  # op name -> [E*C]: that op's weight per edge, repeated per channel
+    stage_1: object  # [4*E*C]: ConvOps's first BN scale: 1 (sep convs), w[e, dil conv]
+    stage_2: object  # [2*E*C]: the sep convs' last BN scale, w[e, sep conv]
     skip_scale: object = None  # [E*C]: stride-2 skip_connect (FactorizedReduce)
     bypass: object = None  # [E, 1, 1, 1]: the bypass's factor (partial channels)
 
@@ -196,24 +190,42 @@ class CellWeights:
         # stride 2: no identity (skip_connect is a FactorizedReduce, scaled per channel)
         self.strided = [reduction and j < 2 for j in range(len(shared))]
         self.shared = [s[:, :2] if strided else s for s, strided in zip(shared, self.strided)]
-        # [ops, edges, 1]: the weights of the SCALED ops, op-major
-        self.scaled = paddle.unsqueeze(paddle.transpose(rows[:, COL[SCALED[0]]:BYPASS], [1, 0]), -1)
         self.bypass = (paddle.split(paddle.reshape(rows[:, BYPASS], [-1, 1, 1, 1]), self.sizes)
                        if partial else [None] * len(self.sizes))
+        # every BN scale of every state, one factor per (op, edge), in the order the
+        # per-channel vectors are cut (`layout`); the last element of `flat` is 1
+        self.layout = self._scale_layout()
+        columns = op_weights.shape[1]
+        flat = paddle.concat([paddle.reshape(op_weights, [-1]), paddle.ones([1], op_weights.dtype)])
+        index = [columns * edge + COL[op] if op else flat.shape[0] - 1
+                 for piece in self.layout for op, edge in piece]
+        self.factors = paddle.unsqueeze(
+            paddle.gather(flat, paddle.assign(np.array(index, np.int64))), -1)
         self._by_channels = {}
+
+    def _scale_layout(self):
+        """Per state: its BN scales (stage 1, stage 2, and the FactorizedReduce's when
+        strided), each a list of (op column or None for the factor 1, edge row of W),
+        op-major then edge-major as the channels they scale."""
+        pieces = []
+        for j, strided in enumerate(self.strided):
+            edges = [edge_index(j, i) for i in targets(j)]
+            pieces.append([(op if op not in SEP_OPS else None, e)
+                           for op in CONV_OPS for e in edges])
+            pieces.append([(op, e) for op in SEP_OPS for e in edges])
+            if strided:
+                pieces.append([("skip_connect", e) for e in edges])
+        return pieces
 
     def per_source(self, C):
         """[EdgeWeights of the edges leaving state j] for j = 0..STEPS, for ops C channels
-        wide: each SCALED op's weight repeated per channel (edge-major), one expand and one
-        split for all of them."""
+        wide: each factor repeated per channel, one expand and one split for all."""
         if C not in self._by_channels:
-            n_ops, edges = self.scaled.shape[0], self.scaled.shape[1]
-            flat = paddle.reshape(paddle.expand(self.scaled, [n_ops, edges, C]), [-1])
-            scales = iter(paddle.split(flat, [E * C for _ in SCALED for E in self.sizes]))
-            per_op = {op: [next(scales) for _ in self.sizes] for op in SCALED}
+            flat = paddle.reshape(paddle.expand(self.factors, [self.factors.shape[0], C]), [-1])
+            scales = iter(paddle.split(flat, [len(p) * C for p in self.layout]))
             self._by_channels[C] = [
-                EdgeWeights(shared=self.shared[j], conv={op: per_op[op][j] for op in CONV_OPS},
-                            skip_scale=per_op["skip_connect"][j] if self.strided[j] else None,
+                EdgeWeights(shared=self.shared[j], stage_1=next(scales), stage_2=next(scales),
+                            skip_scale=next(scales) if self.strided[j] else None,
                             bypass=self.bypass[j])
                 for j in range(len(self.sizes))]
         return self._by_channels[C]

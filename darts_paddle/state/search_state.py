@@ -13,9 +13,12 @@ from .resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
 from ..search.methods import FLAGS as METHOD_FLAGS
 
-FORMAT = "darts-paddle-search/1"
+# /2: the supernet's 1x1 weights and BN statistics are stacked per source state
+# (supernet.ConvOps), so the banks of a /1 file hold the same weights in another order
+FORMAT = "darts-paddle-search/2"
 # weights, BN statistics and alphas only: a supernet converted from PyTorch (convert_torch.py)
-WEIGHTS_FORMAT = "darts-paddle-search-weights/1"
+WEIGHTS_FORMAT = "darts-paddle-search-weights/2"
+OLD_LAYOUT = ("darts-paddle-search/1", "darts-paddle-search-weights/1")
 CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
 # DAAS and DADARTS compute what their authors' code computes from revision 2 on (before: our
 # own reading); a search is not continued under other math
@@ -51,6 +54,7 @@ def load_state(args, given):
                         "before its first checkpoint (written after every epoch and when "
                         "Ctrl-C or SIGTERM stops it); start a new search")
     arrays, meta = load_checkpoint(path)
+    _refuse_old_layout(path, meta)
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a search checkpoint (format {meta.get('format')!r}); "
                         "pass the directory of a train_search.py run to --resume")
@@ -69,6 +73,15 @@ def load_state(args, given):
     check_unfinished(meta["epoch"], args, args.save,
                      f"its genotype: {os.path.join(args.save, 'genotype.json')}")
     return arrays, meta, changes
+
+
+def _refuse_old_layout(path, meta):
+    """A file of an earlier supernet layout: the same array names and shapes with the
+    weights in another order, so loading it would not fail, only compute nonsense."""
+    if meta.get("format") in OLD_LAYOUT:
+        raise UserError(f"{path} was written by an earlier darts-paddle, whose supernet "
+                        "stored its weights in another order; start a new search (or convert "
+                        "the PyTorch checkpoint again with python -m darts_paddle.convert_torch)")
 
 
 def _discretization_aware(flags):
@@ -93,6 +106,7 @@ def read_initial_state(path):
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT)
     arrays, meta = load_checkpoint(path)
+    _refuse_old_layout(path, meta)
     if meta.get("format") == WEIGHTS_FORMAT:
         return arrays, meta["config"]
     if meta.get("format") == FORMAT:

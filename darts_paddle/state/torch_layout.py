@@ -8,7 +8,8 @@ first row, a BN's `BNStats` its offset in the flat statistics buffer.  The PyTor
 the published module tree (bench/torch_reference/models.py builds the same keys).
 
 The fused supernet keeps the E edges leaving a state in one tensor, edge-major: edge e
-owns rows e*C .. (e+1)*C - 1 of every conv and BN of a primitive (supernet.py).  Its
+owns rows e*C .. (e+1)*C - 1 of every depthwise conv of a primitive; the 1x1 convs and BNs
+of the four conv primitives are stacked op-major first (supernet.py, ConvOps).  Its
 pools run once per state with one BN, where the original has one BN per edge: the
 running statistics of those BNs saw the same input and are equal, so they are averaged.
 Torch Linear weights are [out, in], ours [in, out].
@@ -140,16 +141,18 @@ def eval_assignments(net):
 
 # --------------------------------------------------------------------------- search network
 
-def _fused_conv(key, fused, e, S):
-    """Edge e's slice of one fused conv primitive (FusedConvOp) at `key` ('..._ops.4.')."""
-    C = fused.C
-    out = [weight(key + "op.1.weight", fused.dw_1, e * C, C),
-           weight(key + "op.2.weight", fused.pw_1, e * C, C),
-           *statistics([key + "op.3."], fused.bn_1, S, e * C, C)]
-    if fused.separable:
-        out += [weight(key + "op.5.weight", fused.dw_2, e * C, C),
-                weight(key + "op.6.weight", fused.pw_2, e * C, C),
-                *statistics([key + "op.7."], fused.bn_2, S, e * C, C)]
+def _conv_op(key, convs, i, e, S):
+    """Edge e's slice of conv primitive CONV_OPS[i] in a ConvOps at `key` ('..._ops.4.'):
+    its depthwise weights are edge-major, the 1x1 weights and BN channels op-major first."""
+    C, E = convs.C, convs.E
+    row = (i * E + e) * C
+    out = [weight(key + "op.1.weight", convs.dw_1[i], e * C, C),
+           weight(key + "op.2.weight", convs.pw_1, row, C),
+           *statistics([key + "op.3."], convs.bn_1, S, row, C)]
+    if i < len(convs.dw_2):  # a sep conv: its second half
+        out += [weight(key + "op.5.weight", convs.dw_2[i], e * C, C),
+                weight(key + "op.6.weight", convs.pw_2, row, C),
+                *statistics([key + "op.7."], convs.bn_2, S, row, C)]
     return out
 
 
@@ -158,8 +161,8 @@ def _edges_from_state(cell_key, j, source, S):
     C, out = source.C, []
     mixed = [f"{cell_key}_ops.{edge_index(j, node)}._ops." for node in source.nodes]
     for e, key in enumerate(mixed):
-        for op in CONV_OPS:
-            out += _fused_conv(f"{key}{PRIMITIVES.index(op)}.", source.convs[op], e, S)
+        for i, op in enumerate(CONV_OPS):
+            out += _conv_op(f"{key}{PRIMITIVES.index(op)}.", source.convs, i, e, S)
         if source.reduce is not None:  # stride-2 skip_connect: FactorizedReduce per edge
             k, fr = f"{key}{PRIMITIVES.index('skip_connect')}.", source.reduce
             out += [weight(k + "conv_1.weight", fr.conv_1, e * C // 2, C // 2),

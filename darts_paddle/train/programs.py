@@ -221,9 +221,13 @@ def multiply_adds(prog):
     total = 0
     for op in prog.program.global_block().ops:
         name = op.name().split(".")[-1]  # pd_op, onednn_op (onednn.py) or custom_op
-        if name in ("conv2d", "depthwise_conv2d", DEPTHWISE_OP):
+        if name in ("conv2d", "depthwise_conv2d"):
             out, weight = op.result(0).shape, op.operand_source(1).shape
             total += _prod(out[1:]) * _prod(weight[1:])
+        elif name == DEPTHWISE_OP:  # one input list [x, w_0, w_1, ...] (kernels/depthwise.py)
+            out, inputs = op.result(0).shape, op.operand_source(0).get_defining_op()
+            total += _prod(out[2:]) * sum(_prod(inputs.operand_source(i).shape)
+                                          for i in range(1, inputs.num_operands()))
         elif name == "matmul":
             a, out = op.operand_source(0).shape, op.result(0).shape
             total += _prod(out[1:]) * a[-1]
