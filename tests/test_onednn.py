@@ -116,6 +116,16 @@ def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed,
         assert ours <= 3 * theirs + 1e-6, (name, ours, theirs)
 
 
+def test_the_supernet_on_paddles_conv2d_equals_it_on_our_kernel(monkeypatch):
+    """The two ways nets/ops.depthwise builds the supernet's fused convs (our kernel, one op
+    over several weights; Paddle's conv2d per weight over the tiled or split input,
+    concatenated), float64: the per-edge reference (test_search_core) checks ours."""
+    _, ours = gradients("float64", "kernel", monkeypatch)
+    _, theirs = gradients("float64", "paddle", monkeypatch)
+    for name, e in ours.items():
+        np.testing.assert_allclose(theirs[name], e, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_float64_programs_keep_the_default_kernels(monkeypatch):
     monkeypatch.setenv("DARTS_PADDLE_DEPTHWISE", "onednn")
     programs = build_search_programs(CFG.__class__(**{**CFG.__dict__, "dtype": "float64"}))

@@ -60,21 +60,20 @@ def depthwise(x, weights, stride=1, dilations=(1,)):
     """Depthwise convs with "same" padding, one per weight entry [C_g, 1, k, k] (odd k,
     dilation dilations[g]), stacked along the output channels: output channel o reads x's
     channel o % C_in.  On our kernel that is one op; on Paddle's conv2d one conv per weight
-    over the channels it reads (x tiled, or a slice of x), concatenated."""
+    over the channels it reads (x tiled, or x split), concatenated."""
     if _on_kernel():
         return kernel.depthwise_conv2d(x, [w.value for w in weights], stride, dilations)
-    outs, first, channels = [], 0, x.shape[1]
-    for w, d in zip(weights, dilations):
-        n, k = w.shape[0], w.shape[2]
-        if n % channels == 0:  # every channel of x, n / C_in times (edge-major copies)
-            source = x if n == channels else paddle.tile(x, [1, n // channels, 1, 1])
-        else:  # channels first .. first + n - 1 of x (the weights split x's channels)
-            start = first % channels
-            assert start + n <= channels, "a weight's channels must not wrap around x"
-            source = x[:, start:start + n]
-        outs.append(F.conv2d(source, w.value, stride=stride, padding=d * (k // 2),
-                             dilation=d, groups=n))
-        first += n
+    sizes, channels = [w.shape[0] for w in weights], x.shape[1]
+    if len(sizes) > 1 and sum(sizes) == channels:  # the weights split x's channels
+        sources = paddle.split(x, sizes, axis=1)
+    else:  # each weight reads all of x, C_g / C_in times (edge-major copies)
+        assert all(n % channels == 0 for n in sizes), "C_g must be a multiple of C_in"
+        tiled = {n: x if n == channels else paddle.tile(x, [1, n // channels, 1, 1])
+                 for n in set(sizes)}  # one tile per copy count
+        sources = [tiled[n] for n in sizes]
+    outs = [F.conv2d(source, w.value, stride=stride, padding=d * (w.shape[2] // 2), dilation=d,
+                     groups=w.shape[0])
+            for source, w, d in zip(sources, weights, dilations)]
     return outs[0] if len(outs) == 1 else paddle.concat(outs, axis=1)
 
 
