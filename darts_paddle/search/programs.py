@@ -137,14 +137,10 @@ def build_gradient_program(net, shared, arch, cfg, startup):
         fetch = _over_processes([loss, acc], cfg)
         for var, g in zip(variables, _over_processes(grads, cfg)):
             paddle.assign(g, output=shared.gradient(var.name, var.shape))
-    return Prog(_merged(prog), feeds + ["bn_update"], fetch)
-
-
-def _merged(prog):
-    """merge_repeated_ops, except for the opt-in oneDNN depthwise backend: the supernet's
-    gradient program with merged ops and its depthwise convs on oneDNN fails at its first
-    run with a bare std::exception in Paddle 3.3 (docs/paddle.md section 8)."""
-    return prog if depthwise_backend() == "onednn" else merge_repeated_ops(prog)
+    # the opt-in oneDNN depthwise backend: this program with merged ops fails at its first
+    # run with a bare std::exception in Paddle 3.3 (docs/paddle.md section 8)
+    merged = prog if depthwise_backend() == "onednn" else merge_repeated_ops(prog)
+    return Prog(merged, feeds + ["bn_update"], fetch)
 
 
 def _over_processes(values, cfg):
@@ -157,7 +153,7 @@ def build_eval_program(net, shared, arch, cfg, startup):
     with paddle.static.program_guard(prog, startup):
         _, _, feeds, loss, acc = _forward(net, shared, arch, cfg, training=False)
         fetch = _over_processes([loss, acc], cfg)
-    return Prog(_merged(prog), feeds, fetch)
+    return Prog(merge_repeated_ops(prog), feeds, fetch)
 
 
 def build_weight_step(net, shared, cfg, startup):
