@@ -9,8 +9,11 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   startup   process start -> first finished second-order step, minus one steady step
   pass      one run of the gradient program (forward + backward)
   step1/2   a whole first-/second-order search step (architect + weight step)
-  eigen     with --eigen: one lambda_max estimate at the search's defaults (--eigen_batches
-            1, --eigen_iterations 10; search/collapse.py), its seconds and gradient passes
+  eigen     with --eigen: the Hessian-vector program's build ("hvp build") and its first
+            run (preparation and one product, "hvp first"), then one lambda_max estimate at
+            the search's defaults (--eigen_batches 1, --eigen_iterations 10, the alphas'
+            weight decay; search/collapse.py), its seconds and products; peak RSS then
+            includes the program
   steal     the share of the machine's CPU time the hypervisor gave to other guests
             (/proc/stat) during start-up and during the whole child: on a shared virtual
             machine the figures above move with it
@@ -130,9 +133,15 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     estimate = None
     if eigen:  # the search's own defaults
         flags = cli.search_parser()
-        estimate = collapse.lambda_max(
-            first, [data() for _ in range(flags.get_default("eigen_batches"))],
-            flags.get_default("eigen_iterations"), seed=0)
+        batches = [data() for _ in range(flags.get_default("eigen_batches"))]
+        tic = time.time()
+        programs.hessian()
+        hvp = {"hvp_build_s": time.time() - tic}
+        product, tic = collapse.AlphaHessian(first, batches), time.time()
+        product(np.ones(product.size))
+        hvp["hvp_first_s"] = time.time() - tic
+        estimate = collapse.lambda_max(first, batches, flags.get_default("eigen_iterations"),
+                                       seed=0, weight_decay=flags.get_default("arch_weight_decay"))
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
     return {"method": method_name, "batch": batch, "processes": world.size,
             "build_s": build_s, "first_step_s": first_step,
@@ -145,8 +154,8 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
             "depthwise": runtime.depthwise_backend(),
             "steal_startup_pct": steal_percent(cpu_start, cpu_first_done),
             "steal_pct": steal_percent(cpu_start, cpu_times()),
-            **({"eigen_s": estimate.seconds, "eigen_passes": estimate.passes} if estimate
-               else {}),
+            **({"eigen_s": estimate.seconds, "eigen_passes": estimate.passes, **hvp}
+               if estimate else {}),
             **{k + "_s": v for k, v in med.items()},
             **{k + "_all": v for k, v in timings.items()}}
 
@@ -189,7 +198,8 @@ def table(results):
           f"{'startup s':>10} {'pass s':>7} {'1st-order s':>12} {'2nd-order s':>12} "
           f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12} "
           f"{'steal % start/all':>17}"
-          + (f" {'eigen s':>8} {'passes':>6}" if "eigen_s" in results[0] else ""))
+          + (f" {'hvp build':>9} {'hvp first':>9} {'eigen s':>8} {'products':>8}"
+             if "eigen_s" in results[0] else ""))
     for r in results:
         print(f"{r['method']:>8} {r['batch']:>5} {r['processes']:>5} {r['ops']['grad']:>8} "
               f"{r['build_s']:>8.1f} {r['startup_s']:>10.1f} {r['pass_s']:>7.2f} "
@@ -197,7 +207,8 @@ def table(results):
               f"{r['batch'] / r['step1_s']:>10.1f} {r['batch'] / r['step2_s']:>10.1f} "
               f"{r['rss_gb']:>12.2f} "
               f"{r['steal_startup_pct']:>8.0f}/{r['steal_pct']:<8.0f}"
-              + (f" {r['eigen_s']:>8.1f} {r['eigen_passes']:>6}" if "eigen_s" in r else ""))
+              + (f" {r['hvp_build_s']:>9.1f} {r['hvp_first_s']:>9.1f} {r['eigen_s']:>8.1f} "
+                 f"{r['eigen_passes']:>8}" if "eigen_s" in r else ""))
     print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items())
           + f", depthwise convs on {results[0]['depthwise']} kernels")
 

@@ -43,6 +43,13 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number, got {text}")
+    return value
+
+
 def image_size(text):
     value = int(text)
     # the networks halve it twice, and FactorizedReduce needs even maps each time
@@ -131,9 +138,13 @@ def _collapse_flags(p):
                         "of the validation loss in the alphas on this many validation "
                         "batches (the first of a fixed order); 0: no estimate")
     g.add_argument("--eigen_iterations", type=positive_int, default=10,
-                   help="at most this many Lanczos steps per estimate, each "
-                        "2 x eigen_batches gradient passes (fewer once the estimate moves "
-                        "by at most 0.1%%)")
+                   help="at most this many Lanczos steps per estimate, each eigen_batches "
+                        "exact Hessian-vector products (fewer once its error bound is at "
+                        "most 0.1%% of it)")
+    g.add_argument("--eigen_weight_decay", type=non_negative_float, default=None,
+                   help="added to the Hessian's diagonal, so to lambda_max, as RobustDARTS "
+                        "adds the alphas' weight decay (default: --arch_weight_decay, "
+                        "1e-3); 0: the bare Hessian")
     g.add_argument("--early_stop_eigen", action="store_true", default=False,
                    help="DARTS-ES: stop when the mean eigenvalue of the last "
                         "--early_stop_window epochs exceeds --early_stop_threshold times "

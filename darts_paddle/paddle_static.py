@@ -28,6 +28,29 @@ def merge_repeated_ops(program):
     return program
 
 
+# gradients whose kernels Paddle 3.3 can differentiate again: kept as they are where
+# `twice_differentiable_gradients` builds every other gradient from primitive ops
+DOUBLE_GRAD_KERNELS = ("add_grad", "subtract_grad", "multiply_grad", "divide_grad",
+                       "batch_norm_grad", "conv2d_grad", "relu_grad", "pool2d_grad",
+                       "matmul_grad", "reshape_grad", "slice_grad", "expand_grad", "sum_grad",
+                       "mean_grad", "tile_grad", "gather_grad")
+
+
+def twice_differentiable_gradients(targets, inputs, target_gradients=None):
+    """paddle.static.gradients, every gradient built from Paddle's primitive ops (which can
+    be differentiated again: softmax_grad, exp_grad, logsumexp_grad, concat_grad and
+    take_along_axis_grad cannot) but those of DOUBLE_GRAD_KERNELS (the primitive rules of the
+    elementwise gradients alone add thousands of shape ops)."""
+    core = paddle.framework.core
+    saved = core._is_bwd_prim_enabled()
+    core._set_prim_backward_blacklist(*DOUBLE_GRAD_KERNELS)
+    core._set_prim_backward_enabled(True)
+    try:
+        return paddle.static.gradients(targets, inputs, target_gradients)
+    finally:
+        core._set_prim_backward_enabled(saved)
+
+
 def fast_build(build):
     """Decorator for program builders: two of Paddle's build-time costs off while `build`
     runs (docs/paddle.md section 1), the programs unchanged.

@@ -1,9 +1,10 @@
 """Signs of collapse and their remedies (search/collapse.py, the skip cap in genotype.py):
-the alpha Hessian-vector product against the Hessian built here by finite differences of
-the gradient in float64 on a random subspace, the Lanczos iteration against
-numpy.linalg.eigvalsh of that dense projected Hessian, the state left bit-identical, the
-skip cap and DARTS-ES on hand-worked inputs, and a tiny search that records the new fields
-and draws them."""
+the exact alpha Hessian-vector product (double back-propagation) against the Hessian built
+here by finite differences of the search's first-order gradient program in float64 on a
+random subspace, the Lanczos iteration and its error bound against numpy.linalg.eigvalsh,
+the state left bit-identical, the skip cap and DARTS-ES on hand-worked inputs, and a tiny
+search that records the new fields and draws them.  The product against PyTorch's double
+backward through the original network: tests/test_torch_architect.py."""
 
 import dataclasses
 import glob
@@ -24,7 +25,7 @@ from darts_paddle.genotype import (  # noqa: E402
     PRIMITIVES, derive_cell, derive_genotype, genotype_from_json)
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
-from darts_paddle.search.methods import make_method  # noqa: E402
+from darts_paddle.search.methods import ARCH, make_method  # noqa: E402
 from darts_paddle.search.programs import SearchConfig  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.viz.command import main as visualize  # noqa: E402
@@ -33,11 +34,10 @@ import search_reference  # noqa: E402
 from search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
 
-# float64 and a finite-difference step of 1e-5 (the architect's hessian_r, which the
-# Hessian-vector product takes as its eps): exact to ~1e-9 in a net this small, where the
-# paper's 0.01 would cross ReLU and max-pool kinks
-TINY = SearchConfig(C=2, layers=3, num_classes=5, in_channels=3, image_size=8,
-                    dtype="float64", hessian_r=1e-5)
+# float64, and the reference's finite-difference step 1e-5: no ReLU or max-pool switches
+# inside it in a net this small (the paper's 0.01 would cross them), so it is exact to ~1e-9
+TINY = SearchConfig(C=2, layers=3, num_classes=5, in_channels=3, image_size=8, dtype="float64")
+STEP = 1e-5
 BATCH, K = 4, 2  # images per batch, validation batches of the estimate
 M = 6  # dimensions of the subspace the Hessian is checked on
 
@@ -48,13 +48,14 @@ def batches(seed, count=K):
              rng.integers(0, TINY.num_classes, BATCH).astype(np.int64)) for _ in range(count)]
 
 
-def mean_alpha_gradient(programs, runner, data, alpha):
+def mean_alpha_gradient(architect, data, alpha):
     """dL/dalpha at `alpha` ({name: array}), averaged over `data`, flattened: plain runs of
-    the gradient program, BN statistics untouched."""
+    the gradient program as the architect's validation pass, BN statistics untouched."""
+    programs, runner = architect.p, architect.runner
     runner.set_all(alpha)
     total = 0.0
     for x, y in data:
-        runner.run(programs["grad"], x=x, y=y, bn_update=OFF)
+        architect.gradient((x, y), OFF, ARCH)
         total = total + np.concatenate([runner.get(programs.gradient_name(a)).ravel()
                                         for a in ALPHAS])
     return total / len(data)
@@ -65,23 +66,28 @@ def unflatten(vector, like):
     return {a: p.reshape(like[a].shape) for a, p in zip(ALPHAS, parts)}
 
 
-@pytest.fixture(scope="module")
-def projected():
-    """The tiny search and its Hessian on a random subspace: with P [224, M] orthonormal,
-    the columns H p_j = (g(alpha + h p_j) - g(alpha - h p_j)) / 2h of H P over the K batches
-    (2 x M x K gradient passes; the whole Hessian would take 2 x 224 x K, ~100 s here)."""
-    programs, runner = search_reference.make_search(TINY)
+@pytest.fixture(scope="module", params=["darts", "daas", "pcdarts"])
+def projected(request):
+    """A tiny search of each method whose alpha gradient is a gradient, and its Hessian on a
+    random subspace: with P [alphas, M] orthonormal, the columns
+    H p_j = (g(alpha + h p_j) - g(alpha - h p_j)) / 2h of H P over the K batches (2 x M x K
+    gradient passes; the whole Hessian would take 2 x 224 x K, ~100 s here)."""
+    cfg = dataclasses.replace(TINY, method=make_method(request.param),
+                              C=4 if request.param == "pcdarts" else TINY.C)  # C/4 channels
+    programs, runner = search_reference.make_search(cfg)
+    architect = Architect(runner, programs)
+    architect.set_epoch(1, 4)  # DAAS's loss terms on
     data = batches(2)
     alpha = {a: runner.get(a) for a in ALPHAS}
     flat = np.concatenate([alpha[a].ravel() for a in ALPHAS])
     basis, _ = np.linalg.qr(np.random.default_rng(7).standard_normal((flat.size, M)))
-    h, columns = 1e-5, []
+    h, columns = STEP, []
     for p in basis.T:
-        plus = mean_alpha_gradient(programs, runner, data, unflatten(flat + h * p, alpha))
-        minus = mean_alpha_gradient(programs, runner, data, unflatten(flat - h * p, alpha))
+        plus = mean_alpha_gradient(architect, data, unflatten(flat + h * p, alpha))
+        minus = mean_alpha_gradient(architect, data, unflatten(flat - h * p, alpha))
         columns.append((plus - minus) / (2 * h))
     runner.set_all(alpha)
-    return programs, runner, data, basis, np.stack(columns, axis=1)
+    return architect, data, basis, np.stack(columns, axis=1)
 
 
 def state(programs, runner):
@@ -90,21 +96,25 @@ def state(programs, runner):
 
 
 def test_hessian_vector_product_matches_the_hessians_columns(projected):
-    programs, runner, data, basis, columns = projected
-    before = state(programs, runner)
+    architect, data, basis, columns = projected
+    before = state(architect.p, architect.runner)
     # a Hessian is symmetric: P^T H P checks the finite differences themselves
     restricted = basis.T @ columns
-    assert np.abs(restricted).max() > 1e-3
+    assert np.abs(restricted).max() > 1e-4  # PC-DARTS: 4e-4, its betas scale the edges
     np.testing.assert_allclose(restricted, restricted.T, rtol=0,
                                atol=1e-7 * np.abs(restricted).max())
-    product = collapse.AlphaHessian(Architect(runner, programs), data)
+    product = collapse.AlphaHessian(architect, data)
     for c in np.random.default_rng(3).standard_normal((2, M)):
         # u = P c of any length: H u = (H P) c
         np.testing.assert_allclose(product(basis @ c), columns @ c, rtol=0,
                                    atol=1e-7 * np.linalg.norm(columns @ c))
-    product.restore()
-    assert product.passes == 2 * 2 * K
-    after = state(programs, runner)  # bit-identical (DAAS, DADARTS: the test below)
+    assert product.passes == 2 * K
+    # the weight decay on the diagonal: H u + lambda u
+    u = basis @ np.ones(M)
+    decayed = collapse.AlphaHessian(architect, data, weight_decay=1e-3)
+    np.testing.assert_allclose(decayed(u), columns @ np.ones(M) + 1e-3 * u, rtol=0,
+                               atol=1e-7 * np.linalg.norm(columns @ np.ones(M)))
+    after = state(architect.p, architect.runner)  # bit-identical (DADARTS: the test below)
     assert all(np.array_equal(before[key], after[key]) for key in before)
 
 
@@ -112,17 +122,16 @@ def test_lanczos_finds_the_largest_eigenvalue(projected):
     """The Lanczos iteration on P^T H P through the search's Hessian-vector products against
     numpy.linalg.eigvalsh of the dense P^T H P: after M steps the Krylov space is the whole
     subspace, so they agree to the finite differences' accuracy, 1e-6 relatively."""
-    programs, runner, data, basis, columns = projected
+    architect, data, basis, columns = projected
     restricted = basis.T @ columns
     eigenvalues = np.linalg.eigvalsh((restricted + restricted.T) / 2)
-    assert eigenvalues[0] < 0 < eigenvalues[-1]  # indefinite, as early in a search
-    product = collapse.AlphaHessian(Architect(runner, programs), data)
-    value, done = collapse.lanczos(lambda c: basis.T @ product(basis @ c), np.ones(M), 20,
-                                   tolerance=0)
-    product.restore()
-    assert done == M
-    assert value == pytest.approx(eigenvalues[-1], rel=1e-6)
-    assert product.passes == 2 * K * M
+    assert eigenvalues[-1] > 0
+    product = collapse.AlphaHessian(architect, data)
+    ritz = collapse.lanczos(lambda c: basis.T @ product(basis @ c), np.ones(M), 20,
+                            tolerance=0)
+    assert ritz.steps == M and ritz.bound == 0
+    assert ritz.value == pytest.approx(eigenvalues[-1], rel=1e-6)
+    assert product.passes == K * M
 
 
 def test_lanczos_on_a_known_matrix():
@@ -133,11 +142,17 @@ def test_lanczos_on_a_known_matrix():
     spectrum = np.concatenate([[-3.0, 2.0, 1.9], np.linspace(-1, 1, 37)])
     matrix = q @ np.diag(spectrum) @ q.T
     start = rng.standard_normal(40)
-    exact, steps = collapse.lanczos(lambda v: matrix @ v, start, 40, tolerance=0)
-    assert exact == pytest.approx(2.0, rel=1e-12)
-    value, done = collapse.lanczos(lambda v: matrix @ v, start, 40, tolerance=1e-6)
-    assert value == pytest.approx(2.0, rel=1e-5) and done < steps
-    assert collapse.lanczos(lambda v: 0 * v, np.ones(3), 5) == (0.0, 1)
+    exact = collapse.lanczos(lambda v: matrix @ v, start, 40, tolerance=0)
+    assert exact.value == pytest.approx(2.0, rel=1e-12)
+    early = collapse.lanczos(lambda v: matrix @ v, start, 40, tolerance=1e-6)
+    assert early.steps < exact.steps and 0 < early.bound <= 1e-6 * early.value
+    assert early.value == pytest.approx(2.0, rel=1e-5)
+    # the bound holds at every step: some eigenvalue within it, none above lambda_max
+    for steps in range(1, 12):
+        ritz = collapse.lanczos(lambda v: matrix @ v, start, steps, tolerance=0)
+        assert ritz.value <= 2.0 + 1e-12
+        assert np.abs(spectrum - ritz.value).min() <= ritz.bound * (1 + 1e-9)
+    assert collapse.lanczos(lambda v: 0 * v, np.ones(3), 5) == collapse.Ritz(0.0, 0.0, 1)
 
 
 @pytest.mark.parametrize("method", ["daas", "dadarts"])
@@ -153,7 +168,7 @@ def test_estimate_leaves_the_search_state_bit_identical(method):
     before, knobs = state(programs, runner), architect.refresh()
     estimate = collapse.lambda_max(architect, batches(6, count=1), 2, seed=0)
     assert math.isfinite(estimate.value) and estimate.value != 0
-    assert estimate.passes == 2 * estimate.iterations == 4
+    assert estimate.passes == estimate.iterations == 2
     after = state(programs, runner)
     assert before.keys() == after.keys()
     for key in before:
@@ -298,8 +313,9 @@ def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_p
     monkeypatch.chdir(tmp_path)
     real, made = collapse.lambda_max, []
 
-    def rising(architect, batches, iterations, seed):
-        made.append(real(architect, batches, iterations, seed))
+    def rising(architect, batches, iterations, seed, weight_decay):
+        assert weight_decay == 1e-3  # the alphas' weight decay, as RobustDARTS
+        made.append(real(architect, batches, iterations, seed, weight_decay))
         return dataclasses.replace(made[-1], value=float(len(made)))
 
     monkeypatch.setattr(collapse, "lambda_max", rising)
@@ -310,7 +326,7 @@ def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_p
     assert len(made) == 2
     for estimate in made:
         assert math.isfinite(estimate.value) and estimate.value != 0
-        assert estimate.passes == 2 * 2 * estimate.iterations and estimate.iterations <= 3
+        assert estimate.passes == 2 * estimate.iterations and estimate.iterations <= 3
     path = run_dir("es")
     history = json.load(open(os.path.join(path, "history.json")))
     assert [r["epoch"] for r in history] == [1, 2]
@@ -329,7 +345,7 @@ def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_p
     saved = json.load(open(os.path.join(path, "genotype.json")))
     assert genotype_from_json(saved) == genotype_from_json(history[0]["genotype"])
     log = open(os.path.join(path, "log.txt")).read()
-    assert "epoch 2 lambda_max 2 (" in log and "gradient passes" in log
+    assert "epoch 2 lambda_max 2 +- " in log and "Hessian-vector products" in log
     assert "before --max_skip" in log and "keeps the alphas of epoch 1" in log
     assert visualize([path]) == 0
     png = os.path.join(path, "collapse.png")

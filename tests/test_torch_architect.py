@@ -1,8 +1,10 @@
 """The PyTorch search step of the side-by-side benchmark (bench/torch_reference/architect.py) computes what
 our Architect computes: from the same weights, alphas and momentum buffers (carried over
 with convert_torch), both give the same first- and second-order alpha gradients, in
-float64 on a tiny supernet.  Two independent implementations: PyTorch autograd on the
-published module tree, and our fused static programs."""
+float64 on a tiny supernet; and the alphas' Hessian behind lambda_max (search/collapse.py)
+is the one PyTorch's double backward gives, as RobustDARTS computes it.  Two independent
+implementations: PyTorch autograd on the published module tree, and our fused static
+programs."""
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ paddle = import_paddle()
 from darts_paddle.state import convert_torch, search_state  # noqa: E402
 from torch_reference import architect as ta  # noqa: E402
 from torch_reference import models as tm  # noqa: E402
+from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import Architect  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
@@ -100,3 +103,36 @@ def test_search_step_moves_every_alpha_and_weight():
     ta.search_step(architect, optimizer, as_torch(train), as_torch(valid), unrolled=True)
     assert all(not torch.equal(a, b) for a, b in zip(net.arch_parameters(), before_a))
     assert all(not torch.equal(w, b) for w, b in zip(net.weight_parameters(), before_w))
+
+
+def torch_alpha_hessian(net, x, y):
+    """The whole Hessian of the cross-entropy in both alphas (flattened, normal first), BN
+    in training mode: double back-propagation, as RobustDARTS's Analyzer.compute_Hw."""
+    alphas = net.arch_parameters()
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    gradient = torch.cat([g.reshape(-1) for g in
+                          torch.autograd.grad(loss, alphas, create_graph=True)])
+    rows = [torch.cat([r.reshape(-1) for r in torch.autograd.grad(g, alphas, retain_graph=True)])
+            for g in gradient]
+    return torch.stack(rows).numpy()
+
+
+def test_lambda_max_is_the_largest_eigenvalue_of_pytorchs_double_backward_hessian():
+    """H u to 1e-6 relatively, and lambda_max with the search's defaults (10 Lanczos steps,
+    the alphas' weight decay 1e-3 on the diagonal as RobustDARTS adds it) within 1e-3 of
+    eigvalsh of the whole 224 x 224 Hessian, or within twice the estimate's own bound."""
+    net = torch_side(5)
+    programs, runner = paddle_side(net)
+    batch = batches(6)[0]
+    hessian = torch_alpha_hessian(net, *as_torch(batch))
+    np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-10 * np.abs(hessian).max())
+    architect = Architect(runner, programs)
+    product = collapse.AlphaHessian(architect, [batch])
+    for u in np.random.default_rng(0).standard_normal((2, hessian.shape[0])):
+        expected = hessian @ u
+        assert np.linalg.norm(product(u) - expected) <= 1e-6 * np.linalg.norm(expected)
+    exact = np.linalg.eigvalsh(hessian + 1e-3 * np.eye(hessian.shape[0]))
+    assert exact[0] < 0 < exact[-1]
+    estimate = collapse.lambda_max(architect, [batch], 10, seed=0, weight_decay=1e-3)
+    assert estimate.iterations <= 10 and estimate.passes == estimate.iterations
+    assert abs(estimate.value - exact[-1]) <= max(1e-3 * exact[-1], 2 * estimate.bound)

@@ -6,7 +6,9 @@ bias (docs/algorithm.md section 1); BN is non-affine inside search cells and aff
 
 Every conv is built here: `conv` (dense and grouped) and `depthwise`, which runs on our
 kernel (kernels/depthwise.py) on the CPU by default and on Paddle's conv2d otherwise
-(runtime.depthwise_backend(), a GPU, a failed build, or `stock_convs()`).
+(runtime.depthwise_backend(), a GPU, a failed build, or `stock_convs()`).  Inside
+`twice_differentiable()` the ops are built so that Paddle can differentiate their gradient
+once more (the exact Hessian-vector product, search/programs.py).
 """
 
 import contextlib
@@ -30,30 +32,42 @@ class Context:
     training: bool
 
 
-_stock = contextvars.ContextVar("stock_convs", default=False)
+STOCK, TWICE = "stock", "twice"  # how the ops built now are made (None: the fastest way)
+_building = contextvars.ContextVar("building", default=None)
 
 
 @contextlib.contextmanager
-def stock_convs():
-    """Build every depthwise conv as Paddle's conv2d: programs saved for Paddle's inference
-    predictor and paddle2onnx, which know no custom ops (train/programs.py)."""
-    token = _stock.set(True)
+def _build_as(mode):
+    token = _building.set(mode)
     try:
         yield
     finally:
-        _stock.reset(token)
+        _building.reset(token)
+
+
+def stock_convs():
+    """Build every depthwise conv as Paddle's conv2d: programs saved for Paddle's inference
+    predictor and paddle2onnx, which know no custom ops (train/programs.py)."""
+    return _build_as(STOCK)
+
+
+def twice_differentiable():
+    """Build ops whose gradients Paddle 3.3 can differentiate again: depthwise convs as
+    grouped conv2d (depthwise_conv2d's double grad fails its dtype check, and the executor
+    refuses a custom op's double grad), max pools as a gather at the pooled indices
+    (max_pool2d has no double grad kernel on the CPU), the cross-entropy from logsumexp
+    (cross_entropy_with_softmax has no double grad).  Each is the same function."""
+    return _build_as(TWICE)
 
 
 def _on_kernel():
     """Whether the depthwise convs built now run on our kernel."""
-    return (not _stock.get() and depthwise_backend() == "kernel"
+    return (_building.get() is None and depthwise_backend() == "kernel"
             and isinstance(get_place(), paddle.CPUPlace) and kernel.available())
 
 
 def conv(x, weight, stride=1, padding=0, dilation=1, groups=1):
-
-    return F.conv2d(x, weight.value, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups)
+    return _conv2d(x, weight.value, stride, padding, dilation, groups)
 
 
 def depthwise(x, weights, stride=1, dilations=(1,)):
@@ -71,10 +85,39 @@ def depthwise(x, weights, stride=1, dilations=(1,)):
         tiled = {n: x if n == channels else paddle.tile(x, [1, n // channels, 1, 1])
                  for n in set(sizes)}  # one tile per copy count
         sources = [tiled[n] for n in sizes]
-    outs = [F.conv2d(source, w.value, stride=stride, padding=d * (w.shape[2] // 2), dilation=d,
-                     groups=w.shape[0])
+    outs = [_conv2d(source, w.value, stride, d * (w.shape[2] // 2), d, w.shape[0])
             for source, w, d in zip(sources, weights, dilations)]
     return outs[0] if len(outs) == 1 else paddle.concat(outs, axis=1)
+
+
+def _conv2d(x, weight, stride, padding, dilation, groups):
+    """F.conv2d, which builds Paddle's depthwise_conv2d where each group reads one channel;
+    inside `twice_differentiable()` always the general conv2d op (the same function)."""
+    if _building.get() != TWICE:
+        return F.conv2d(x, weight, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups)
+    return _C_ops.conv2d(x, weight, [stride] * 2, [padding] * 2, "EXPLICIT", [dilation] * 2,
+                         groups, "NCHW")
+
+
+def max_pool(x, kernel_size, stride, padding=0):
+    """F.max_pool2d; inside `twice_differentiable()` the input read at the pooled indices."""
+    if _building.get() != TWICE:
+        return F.max_pool2d(x, kernel_size, stride, padding)
+    out, index = F.max_pool2d(x, kernel_size, stride, padding, return_mask=True)
+    (c, h, w), (ho, wo) = x.shape[1:], out.shape[2:]  # reshape: flatten has no double grad
+    index = paddle.cast(paddle.reshape(index, [-1, c, ho * wo]), "int64")
+    picked = paddle.take_along_axis(paddle.reshape(x, [-1, c, h * w]), index, axis=2)
+    return paddle.reshape(picked, [-1, c, ho, wo])
+
+
+def cross_entropy(logits, y):
+    """The mean over the batch of -log softmax(logits)[y] for labels y [N] (int64)."""
+    label = paddle.unsqueeze(y, 1)
+    if _building.get() != TWICE:
+        return F.cross_entropy(logits, label)
+    picked = paddle.take_along_axis(logits, label, axis=1)
+    return paddle.mean(paddle.logsumexp(logits, axis=1, keepdim=True) - picked)
 
 
 class BatchNorm:

@@ -6,9 +6,9 @@ al., P-DARTS, ICCV 2019).  After every epoch the search measures:
 
   lambda_max      the largest eigenvalue of the Hessian of the architect's validation loss
                   with respect to the alphas (Zela et al.), by the Lanczos iteration on
-                  Hessian-vector products that are central differences of the gradient,
-                  H u = (g(alpha + eps u) - g(alpha - eps u)) / (2 eps),  |u| = 1,
-                  g the mean alpha gradient over a fixed set of validation batches;
+                  exact Hessian-vector products (the search's hessian program: double
+                  back-propagation), the mean over a fixed set of validation batches, plus
+                  the alphas' weight decay on the diagonal as RobustDARTS adds it;
   skip_connect    the number of skip_connect ops in each derived cell;
   parameter_free  the share of parameter-free ops (pools, skip; 'none' is never derived);
   alpha_entropy   the entropy of each edge's op weights, averaged over a cell's edges;
@@ -16,8 +16,8 @@ al., P-DARTS, ICCV 2019).  After every epoch the search measures:
 and `darts_es` is the early-stop rule of Zela et al. on the lambda_max of the epochs.  The
 cap on skip_connect ops (P-DARTS) belongs to the genotype's derivation (genotype.py).
 
-Plain numpy around runs of the search's gradient program: no program of its own.  With the
-data-parallel programs the gradients are already means over the processes, so every
+The products only read the search's state: nothing is written, the BN statistics included.
+With the data-parallel programs the products are means over the processes, so every
 process computes the same estimate.
 """
 
@@ -28,13 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..genotype import CELLS
-from .architect import OFF
 from .methods import ARCH
+from .programs import hessian_feed
 
 SKIP = "skip_connect"
 PARAMETER_FREE = ("none", "max_pool_3x3", "avg_pool_3x3", SKIP)
-# the Lanczos iteration ends early once its estimate moves by at most this, relatively:
-# above the finite differences' float32 noise, well below what DARTS-ES compares
+# the Lanczos iteration ends once its error bound is at most this share of its estimate
 TOLERANCE = 1e-3
 
 
@@ -46,101 +45,91 @@ def fixed_batches(loader, count):
 
 
 class AlphaHessian:
-    """u -> H u, H the Hessian with respect to the alphas of the loss the architect follows
-    (its validation pass, `ARCH`: DAAS's and DADARTS's terms included) at the current
-    weights, averaged over `batches`.  DAAS's and PC-DARTS's betas stay where they are.
+    """u -> H u + weight_decay u (u flat over the alphas), H the Hessian with respect to the
+    alphas of the loss the architect follows (its validation pass, `ARCH`: DAAS's and
+    DADARTS's terms included) at the current weights, averaged over `batches`; DAAS's and
+    PC-DARTS's betas are held where they are.  One run of the hessian program per batch."""
 
-    Only the alphas move, and `restore` sets them back from a saved copy; the weights are
-    never written and the passes leave the BN statistics alone (bn_update = 0).  The step
-    eps is the architect's finite-difference radius (config.hessian_r, 0.01) over |u|.
-    """
-
-    def __init__(self, architect, batches):
-        self.architect, self.batches = architect, batches
+    def __init__(self, architect, batches, weight_decay=0.0):
         self.runner, programs = architect.runner, architect.p
+        self.program = programs.hessian()
+        self.batches, self.weight_decay = batches, weight_decay
+        self.feeds = architect.feeds(ARCH)
         self.names = programs.arch.group("alphas")
-        self.gradient_names = [programs.gradient_name(n) for n in self.names]
-        self.saved = {n: self.runner.get(n) for n in self.names}
-        self.at = np.concatenate([self.saved[n].ravel() for n in self.names]).astype(np.float64)
-        self.eps = programs.config.hessian_r
+        self.shapes = [self.runner.get(n).shape for n in self.names]
+        self.size = sum(int(np.prod(shape)) for shape in self.shapes)
         self.passes = 0
 
     def __call__(self, u):
-        norm = np.linalg.norm(u)
-        step = self.eps / norm * u
-        plus, minus = self.gradient(self.at + step), self.gradient(self.at - step)
-        return (plus - minus) * norm / (2 * self.eps)
-
-    def gradient(self, alphas):
-        """The mean over the batches of dL/dalpha at `alphas` (flat), the weights as they are."""
-        values = np.split(alphas, np.cumsum([self.saved[n].size for n in self.names])[:-1])
-        self._set({n: v.reshape(self.saved[n].shape) for n, v in zip(self.names, values)})
+        parts = np.split(np.asarray(u, np.float64), np.cumsum([np.prod(s) for s in self.shapes])[:-1])
+        directions = {hessian_feed(n): p.reshape(s)
+                      for n, p, s in zip(self.names, parts, self.shapes)}
         total = 0.0
-        for batch in self.batches:
-            self.architect.gradient(batch, OFF, ARCH)
-            total = total + np.concatenate([self.runner.get(g).ravel()
-                                            for g in self.gradient_names])
+        for x, y in self.batches:
+            _, *products = self.runner.run(self.program, x=x, y=y, **directions, **self.feeds)
+            total = total + np.concatenate([p.ravel() for p in products]).astype(np.float64)
         self.passes += len(self.batches)
-        return total / len(self.batches)
+        return total / len(self.batches) + self.weight_decay * u
 
-    def restore(self):
-        self._set(self.saved)
 
-    def _set(self, alphas):
-        self.runner.set_all(alphas)
-        self.architect.refresh()  # DADARTS's fed values follow the alphas
+@dataclass(frozen=True)
+class Ritz:
+    value: float  # the largest Ritz value: lambda_max from below
+    bound: float  # some eigenvalue lies within +-bound of it (the residual norm)
+    steps: int  # products taken
 
 
 def lanczos(product, start, iterations, tolerance=TOLERANCE):
-    """(lambda_max, products): the largest eigenvalue of the symmetric operator `product`,
-    as the largest eigenvalue (Ritz value) of the tridiagonal matrix T the Lanczos iteration
-    from `start` builds, after `iterations` products, or fewer once it moves by at most
-    `tolerance` of itself or the Krylov space is whole.
+    """The largest eigenvalue of the symmetric operator `product`: the largest eigenvalue
+    (Ritz value) theta of the tridiagonal matrix T the Lanczos iteration from `start`
+    builds, after `iterations` products, or fewer once its error bound is at most
+    `tolerance` |theta| or the Krylov space is whole.
 
-    Not the plain power iteration: it finds the eigenvalue largest in magnitude, and early
-    in a search, where the Hessian's most negative eigenvalue is about as large as its most
-    positive one, it swings between the two (measured: docs/collapse.md).  Lanczos gets
-    lambda_max from the same products, and faster.  Every new vector is orthogonalised
-    against all the earlier ones (twice), which a few dozen vectors make cheap."""
+    The bound is the residual norm ||H y - theta y|| = beta |s_last| of theta's Ritz vector
+    y = Q s: an eigenvalue of H lies within it of theta (Parlett, The Symmetric Eigenvalue
+    Problem, 11.4), and theta never exceeds lambda_max.  Not the plain power iteration: it
+    finds the eigenvalue largest in magnitude, and early in a search the most negative
+    eigenvalue is about as large as the most positive one (docs/collapse.md).  Every new
+    vector is orthogonalised against all the earlier ones (twice), which keeps the bound
+    honest and costs little for a few dozen vectors."""
     basis = [start / np.linalg.norm(start)]
-    diagonal, off_diagonal, value = [], [], None
+    diagonal, off_diagonal = [], []
     for done in range(1, iterations + 1):
         image = product(basis[-1])
         diagonal.append(float(basis[-1] @ image))
-        t = np.diag(diagonal) + np.diag(off_diagonal, 1) + np.diag(off_diagonal, -1)
-        previous, value = value, float(np.linalg.eigvalsh(t)[-1])
         q = np.array(basis)
         rest = image - q.T @ (q @ image)
         rest = rest - q.T @ (q @ rest)
         norm = np.linalg.norm(rest)
-        if norm <= 1e-10 * np.linalg.norm(image) or (
-                previous is not None and abs(value - previous) <= tolerance * abs(value)):
+        t = np.diag(diagonal) + np.diag(off_diagonal, 1) + np.diag(off_diagonal, -1)
+        values, vectors = np.linalg.eigh(t)
+        whole = norm <= 1e-10 * max(np.linalg.norm(image), 1e-300)
+        value, bound = float(values[-1]), 0.0 if whole else float(norm * abs(vectors[-1, -1]))
+        if whole or bound <= tolerance * abs(value):
             break
         off_diagonal.append(norm)
         basis.append(rest / norm)
-    return value, done
+    return Ritz(value, bound, done)
 
 
 @dataclass(frozen=True)
 class Estimate:
     value: float  # lambda_max
+    bound: float  # an eigenvalue lies within +-bound of it (lanczos)
     iterations: int  # Lanczos steps run
-    passes: int  # gradient passes they took
+    passes: int  # runs of the hessian program they took
     seconds: float
 
 
-def lambda_max(architect, batches, iterations, seed):
+def lambda_max(architect, batches, iterations, seed, weight_decay=0.0):
     """lambda_max of the Hessian of the architect's validation loss on `batches` with
-    respect to the alphas (`AlphaHessian`), by at most `iterations` Lanczos steps from a
-    random start fixed by `seed`; the alphas end exactly where they were."""
+    respect to the alphas, plus `weight_decay` (`AlphaHessian`), by at most `iterations`
+    Lanczos steps from a random start fixed by `seed`."""
     tic = time.time()
-    hessian = AlphaHessian(architect, batches)
-    start = np.random.default_rng(seed).standard_normal(hessian.at.size)
-    try:
-        value, done = lanczos(hessian, start, iterations)
-    finally:
-        hessian.restore()
-    return Estimate(value, done, hessian.passes, time.time() - tic)
+    hessian = AlphaHessian(architect, batches, weight_decay)
+    start = np.random.default_rng(seed).standard_normal(hessian.size)
+    ritz = lanczos(hessian, start, iterations)
+    return Estimate(ritz.value, ritz.bound, ritz.steps, hessian.passes, time.time() - tic)
 
 
 def cell_statistics(genotype, op_weights):

@@ -153,13 +153,22 @@ def hessian_eigenvalue(epoch, step, args, architect, batches):
     logged with what it cost."""
     if not batches:
         return None
-    estimate = collapse.lambda_max(architect, batches, args.eigen_iterations, args.seed)
+    decay = eigen_weight_decay(args)
+    estimate = collapse.lambda_max(architect, batches, args.eigen_iterations, args.seed, decay)
     check_finite(args, epoch, step, {"the Hessian eigenvalue": estimate.value})
-    log.info("epoch %d lambda_max %.6g (Hessian of L_val in the alphas on %d validation "
-             "batch%s: %d Lanczos steps, %d gradient passes, %.1f s)", epoch + 1,
-             estimate.value, len(batches), "" if len(batches) == 1 else "es",
-             estimate.iterations, estimate.passes, estimate.seconds)
+    log.info("epoch %d lambda_max %.6g +- %.2g (Hessian of L_val in the alphas%s on %d "
+             "validation batch%s: %d Lanczos steps, %d Hessian-vector products, %.1f s)",
+             epoch + 1, estimate.value, estimate.bound,
+             f" + {decay:g} I" if decay else "", len(batches),
+             "" if len(batches) == 1 else "es", estimate.iterations, estimate.passes,
+             estimate.seconds)
     return estimate.value
+
+
+def eigen_weight_decay(args):
+    """What lambda_max adds to the Hessian's diagonal: --eigen_weight_decay, by default the
+    alphas' weight decay (RobustDARTS)."""
+    return args.arch_weight_decay if args.eigen_weight_decay is None else args.eigen_weight_decay
 
 
 def log_collapse(record):

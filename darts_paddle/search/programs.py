@@ -10,6 +10,9 @@ Every pass of the search, whatever it is for, runs the same gradient program:
                reads them: every pass of the architect and the weight step alike.
   weight_step  w <- Momentum(w, clip_5(G_w)) with weight decay, cosine LR
   evaluate     batch -> loss, accuracy with BN in inference mode (means over processes)
+  hessian      batch, u -> loss, H u: the Hessian of the architect's validation loss in the
+               alphas times u, exactly (double back-propagation; built when first asked
+               for, after the search has started: search/collapse.py)
 
 The alpha update's own programs (Adam on alpha, and second order's vector work) are built
 by architect.py, next to the code that runs them.
@@ -19,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Dict
 
 from ..distributed import mean_over_ranks
-from ..nets.ops import Context
+from ..nets.ops import Context, cross_entropy, twice_differentiable
 from ..optim import weight_optimizer
-from ..paddle_static import F, fast_build, merge_repeated_ops, paddle
+from ..paddle_static import fast_build, merge_repeated_ops, paddle, twice_differentiable_gradients
 from ..nets.params import SharedVars, gradient_name
 from ..runner import Prog
 from ..runtime import depthwise_backend
@@ -90,6 +93,13 @@ class SearchPrograms:
         values.update(self.arch.initial_values(rng))
         return values
 
+    def hessian(self):
+        """The Hessian-vector program (`build_hessian_program`), built on the first call."""
+        if "hessian" not in self.progs:
+            self.progs["hessian"] = build_hessian_program(self.network, self.shared, self.arch,
+                                                          self.config, self.startup)
+        return self.progs["hessian"]
+
     def next_epoch(self):
         """Advance the per-epoch learning-rate schedules."""
         self.lr_scheduler.step()
@@ -113,7 +123,7 @@ def _forward(net, shared, arch, cfg, training):
     arch_vars = arch.materialize(shared)
     weights, extra = cfg.method.op_weights(arch_vars, knobs)
     logits = net(x, weights["normal"], weights["reduce"], Context(training=training))
-    loss = F.cross_entropy(logits, paddle.unsqueeze(y, 1))
+    loss = cross_entropy(logits, y)
     if extra is not None and training:
         loss = loss + extra
     # the share of top-1 hits, in cfg.dtype: paddle.metric.accuracy's output is declared
@@ -141,6 +151,31 @@ def build_gradient_program(net, shared, arch, cfg, startup):
     # run with a bare std::exception in Paddle 3.3 (docs/paddle.md section 8)
     merged = prog if depthwise_backend() == "onednn" else merge_repeated_ops(prog)
     return Prog(merged, feeds + ["bn_update"], fetch)
+
+
+def hessian_feed(name):
+    """The feed of the hessian program carrying alpha `name`'s part of u."""
+    return "u_" + name
+
+
+@fast_build
+def build_hessian_program(net, shared, arch, cfg, startup):
+    """batch, knobs, u -> [loss, H u per alpha], H the Hessian in the alphas of the loss the
+    gradient program differentiates, at the current weights, BN in training mode and its
+    statistics untouched: Pearlmutter's H u = d/dalpha (dL/dalpha . u), the alpha gradient
+    differentiated once more.  The other architecture parameters (betas) are constants."""
+    prog = paddle.static.Program()
+    with paddle.static.program_guard(prog, startup), twice_differentiable():
+        _, arch_vars, feeds, loss, _ = _forward(net, shared, arch, cfg, training=True)
+        names = arch.group("alphas")
+        alphas = [v for name, v in zip(arch.names, arch_vars) if name in names]
+        u = [paddle.static.data(hessian_feed(n), a.shape, cfg.dtype) for n, a in zip(names, alphas)]
+        grads = twice_differentiable_gradients([loss], alphas)
+        inner = paddle.add_n([paddle.sum(g * v) for g, v in zip(grads, u) if g is not None])
+        products = [paddle.zeros(a.shape, cfg.dtype) if h is None else h
+                    for a, h in zip(alphas, twice_differentiable_gradients([inner], alphas))]
+        fetch = _over_processes([loss, *products], cfg)
+    return Prog(merge_repeated_ops(prog), feeds + [hessian_feed(n) for n in names], fetch)
 
 
 def _over_processes(values, cfg):

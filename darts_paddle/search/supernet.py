@@ -47,7 +47,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..genotype import CELLS, MULTIPLIER, PRIMITIVES, STEPS, reduction_layers
-from ..nets.ops import BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv, depthwise
+from ..nets.ops import (BatchNorm, Context, FactorizedReduce, ReLUConvBN, conv, depthwise,
+                       max_pool)
 from ..paddle_static import F, paddle
 from ..nets.params import ParamStore, SharedVars, StatsStore
 
@@ -123,7 +124,7 @@ class EdgesFromState:
     def _mixed(self, x, weights, ctx):
         """sum_k w[e, k] op_k(x) of every edge e: [B, E*C, h, w], edge-major (C: the op width)."""
         E, C = self.E, self.C_op
-        pools = [F.max_pool2d(x, 3, self.stride, 1),
+        pools = [max_pool(x, 3, self.stride, 1),
                  F.avg_pool2d(x, 3, self.stride, 1, exclusive=True)]
         pooled = self.pool_bn(paddle.concat(pools, axis=1), ctx)
         h, w = pooled.shape[2], pooled.shape[3]
@@ -160,7 +161,7 @@ class EdgesFromState:
         else:
             ops_in, bypass = paddle.split(x, [self.C_op, self.C - self.C_op], axis=1)
             if self.stride == 2:  # the authors' MixedOp max-pools the bypass to the new size
-                bypass = F.max_pool2d(bypass, 2, 2)
+                bypass = max_pool(bypass, 2, 2)
             mixed = self._with_bypass(self._mixed(ops_in, weights, ctx), bypass, weights.bypass)
         return paddle.split(mixed, self.E, axis=1) if self.E > 1 else [mixed]
 
@@ -302,7 +303,8 @@ class SearchNetwork:
                     weights_reduce if cell.reduction else weights_normal, cell.reduction,
                     self.k > 1)
             s0, s1 = s1, cell(s0, s1, weights[cell.reduction].per_source(cell.C_op), ctx)
-        pooled = paddle.flatten(F.adaptive_avg_pool2d(s1, 1), 1)
+        # reshape, not flatten: flatten's gradient cannot be differentiated again (hessian)
+        pooled = paddle.reshape(F.adaptive_avg_pool2d(s1, 1), [-1, s1.shape[1]])
         return paddle.matmul(pooled, self.classifier_w.value) + self.classifier_b.value
 
     def materialize(self, shared: SharedVars):
