@@ -138,12 +138,31 @@ class BatchNorm:
             # the kernel needs a bias beside a scale, and a bias gradient to write into
             shift = paddle.zeros([s.channels], x.dtype)
             shift.stop_gradient = False
+        if ctx.training and _building.get() == TWICE:
+            return _batch_norm_from_primitives(x, scale, shift)
         out, new_mean, new_var, *_ = _C_ops.batch_norm(
             x, s.mean, s.var, scale, shift,
             not ctx.training, BN_MOMENTUM, BN_EPS, "NCHW", False, False)
         if ctx.training:
             s.new_mean, s.new_var = new_mean, new_var
         return out
+
+
+def _batch_norm_from_primitives(x, scale, shift):
+    """BN in training mode, with the batch's statistics, from means and products: the same
+    function, and its gradient's gradient runs in the time of a few more passes, where the
+    batch_norm_double_grad CPU kernel took 95 % of a Hessian-vector product (docs/paddle.md).
+    The running statistics are not updated (a hessian program never writes them)."""
+    mean = paddle.mean(x, axis=[0, 2, 3], keepdim=True)
+    centred = x - mean
+    out = centred * paddle.rsqrt(paddle.mean(centred * centred, axis=[0, 2, 3], keepdim=True)
+                                 + BN_EPS)
+    channels = [1, x.shape[1], 1, 1]
+    if scale is not None:
+        out = out * paddle.reshape(scale, channels)
+    if shift is not None:
+        out = out + paddle.reshape(shift, channels)
+    return out
 
 
 class ReLUConvBN:
