@@ -80,6 +80,9 @@ def depthwise(x, weights, stride=1, dilations=(1,)):
     sizes, channels = [w.shape[0] for w in weights], x.shape[1]
     if len(sizes) > 1 and sum(sizes) == channels:  # the weights split x's channels
         sources = paddle.split(x, sizes, axis=1)
+    elif _building.get() == TWICE:  # no copies of x: its double backward would keep them all
+        outs = [_copies_by_channel(x, w.value, stride, d) for w, d in zip(weights, dilations)]
+        return outs[0] if len(outs) == 1 else paddle.concat(outs, axis=1)
     else:  # each weight reads all of x, C_g / C_in times (edge-major copies)
         assert all(n % channels == 0 for n in sizes), "C_g must be a multiple of C_in"
         tiled = {n: x if n == channels else paddle.tile(x, [1, n // channels, 1, 1])
@@ -88,6 +91,23 @@ def depthwise(x, weights, stride=1, dilations=(1,)):
     outs = [_conv2d(source, w.value, stride, d * (w.shape[2] // 2), d, w.shape[0])
             for source, w, d in zip(sources, weights, dilations)]
     return outs[0] if len(outs) == 1 else paddle.concat(outs, axis=1)
+
+
+def _copies_by_channel(x, weight, stride, dilation):
+    """The depthwise conv of E edge-major copies of x (weight [E*C, 1, k, k], row e*C + c
+    reading channel c) as one conv with groups = C over x itself: the rows reordered
+    channel-major, and the output's channels back to edge-major."""
+    c, k = x.shape[1], weight.shape[2]
+    e = weight.shape[0] // c
+    if e > 1:
+        weight = paddle.reshape(paddle.transpose(paddle.reshape(weight, [e, c, k, k]),
+                                                 [1, 0, 2, 3]), [c * e, 1, k, k])
+    y = _conv2d(x, weight, stride, dilation * (k // 2), dilation, c)
+    if e == 1:
+        return y
+    h, w = y.shape[2:]
+    return paddle.reshape(paddle.transpose(paddle.reshape(y, [-1, c, e, h, w]), [0, 2, 1, 3, 4]),
+                          [-1, e * c, h, w])
 
 
 def _conv2d(x, weight, stride, padding, dilation, groups):
