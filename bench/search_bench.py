@@ -11,8 +11,8 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   step1/2   a whole first-/second-order search step (architect + weight step)
   eigen     with --eigen: the Hessian-vector program's build ("hvp build") and its first
             run (preparation and one product, "hvp first"), then one lambda_max estimate at
-            the search's defaults (--eigen_batches 1, --eigen_iterations 10, the alphas'
-            weight decay; search/collapse.py), its seconds and products; peak RSS then
+            the search's defaults (--eigen_batches 1 cut into --eigen_batch_size 16,
+            --eigen_iterations 10, the alphas' weight decay; search/collapse.py), its seconds and products; peak RSS then
             includes the program
   steal     the share of the machine's CPU time the hypervisor gave to other guests
             (/proc/stat) during start-up and during the whole child: on a shared virtual
@@ -133,7 +133,8 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     estimate = None
     if eigen:  # the search's own defaults
         flags = cli.search_parser()
-        batches = [data() for _ in range(flags.get_default("eigen_batches"))]
+        batches = collapse.cut([data() for _ in range(flags.get_default("eigen_batches"))],
+                               flags.get_default("eigen_batch_size"))
         tic = time.time()
         programs.hessian()
         hvp = {"hvp_build_s": time.time() - tic}

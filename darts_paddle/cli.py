@@ -141,6 +141,11 @@ def _collapse_flags(p):
                    help="at most this many Lanczos steps per estimate, each eigen_batches "
                         "exact Hessian-vector products (fewer once its error bound is at "
                         "most 0.1%% of it)")
+    g.add_argument("--eigen_batch_size", type=positive_int, default=16,
+                   help="the products run on the eigen batches cut into batches of at most "
+                        "this many images (per process), each with its own BN statistics: "
+                        "their memory grows with it (12 GB at 16 on the default supernet, "
+                        "more than 23 GB at 64; RobustDARTS: one batch of 64)")
     g.add_argument("--eigen_weight_decay", type=non_negative_float, default=None,
                    help="added to the Hessian's diagonal, so to lambda_max, as RobustDARTS "
                         "adds the alphas' weight decay (default: --arch_weight_decay, "

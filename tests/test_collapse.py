@@ -367,3 +367,14 @@ def test_collapse_flags_that_cannot_work_are_one_error(fashion_root, tmp_path, m
     assert cli.run_main(train_search.main, tiny_flags(fashion_root, "big",
                                                         "--eigen_batches", "7")) == 2
     assert "6 batches of 4" in capsys.readouterr().err
+
+
+def test_eigen_batches_are_cut_into_batches_of_the_given_size():
+    """--eigen_batch_size: consecutive slices, the last one shorter; None keeps each batch."""
+    x, y = np.arange(10 * 3).reshape(10, 3), np.arange(10)
+    parts = collapse.cut([(x, y), (x[:4], y[:4])], 4)
+    assert [len(b) for _, b in parts] == [4, 4, 2, 4]
+    np.testing.assert_array_equal(np.concatenate([a for a, _ in parts[:3]]), x)
+    np.testing.assert_array_equal(parts[3][1], y[:4])
+    (whole,) = collapse.cut([(x, y)])
+    np.testing.assert_array_equal(whole[0], x)

@@ -37,11 +37,18 @@ PARAMETER_FREE = ("none", "max_pool_3x3", "avg_pool_3x3", SKIP)
 TOLERANCE = 1e-3
 
 
-def fixed_batches(loader, count):
+def fixed_batches(loader, count, size=None):
     """The first `count` batches of the loader's pass 0, whose order and augmentation the
-    seed fixes: the same validation batches after every epoch, and after a resume."""
+    seed fixes: the same validation batches after every epoch, and after a resume; cut
+    into batches of at most `size` images (each then has its own BN statistics)."""
     with contextlib.closing(loader.epoch(0)) as batches:
-        return [next(batches) for _ in range(count)]
+        return cut([next(batches) for _ in range(count)], size)
+
+
+def cut(batches, size=None):
+    """Each (x, y) of `batches` as consecutive batches of at most `size` images."""
+    return [(x[i:i + size], y[i:i + size]) for x, y in batches
+            for i in range(0, len(y), size or len(y))]
 
 
 class AlphaHessian:

@@ -157,11 +157,11 @@ def hessian_eigenvalue(epoch, step, args, architect, batches):
     estimate = collapse.lambda_max(architect, batches, args.eigen_iterations, args.seed, decay)
     check_finite(args, epoch, step, {"the Hessian eigenvalue": estimate.value})
     log.info("epoch %d lambda_max %.6g +- %.2g (Hessian of L_val in the alphas%s on %d "
-             "validation batch%s: %d Lanczos steps, %d Hessian-vector products, %.1f s)",
-             epoch + 1, estimate.value, estimate.bound,
-             f" + {decay:g} I" if decay else "", len(batches),
-             "" if len(batches) == 1 else "es", estimate.iterations, estimate.passes,
-             estimate.seconds)
+             "validation images in %d batch%s: %d Lanczos steps, %d Hessian-vector products, "
+             "%.1f s)", epoch + 1, estimate.value, estimate.bound,
+             f" + {decay:g} I" if decay else "", sum(len(y) for _, y in batches),
+             len(batches), "" if len(batches) == 1 else "es", estimate.iterations,
+             estimate.passes, estimate.seconds)
     return estimate.value
 
 
@@ -340,7 +340,8 @@ def run(args, resumed=None, world=SINGLE):
     if args.eigen_batches > len(valid_loader):
         raise UserError(f"--eigen_batches {args.eigen_batches}: the validation half has "
                         f"{len(valid_loader)} batches of {args.batch_size}; give at most that")
-    eigen_batches = collapse.fixed_batches(valid_loader, args.eigen_batches)
+    eigen_batches = collapse.fixed_batches(valid_loader, args.eigen_batches,
+                                           args.eigen_batch_size)
     place = None
     if world.distributed:
         place = distributed.start(world)

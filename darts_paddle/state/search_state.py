@@ -29,9 +29,9 @@ RUN_FLAGS = ("data", "dataset", "batch_size", "learning_rate", "learning_rate_mi
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
              "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS,
-             "eigen_batches", "eigen_iterations", "eigen_weight_decay", "early_stop_eigen",
-             "early_stop_window", "early_stop_threshold", "early_stop_start", "max_skip",
-             *data.FOLDER_FLAGS)
+             "eigen_batches", "eigen_batch_size", "eigen_iterations", "eigen_weight_decay",
+             "early_stop_eigen", "early_stop_window", "early_stop_threshold", "early_stop_start",
+             "max_skip", *data.FOLDER_FLAGS)
 
 
 def save_state(args, programs, runner, epoch, done, valid_batches, early_stop=None):
