@@ -47,8 +47,11 @@ def fixed_batches(loader, count, size=None):
 
 def cut(batches, size=None):
     """Each (x, y) of `batches` as consecutive batches of at most `size` images."""
-    return [(x[i:i + size], y[i:i + size]) for x, y in batches
-            for i in range(0, len(y), size or len(y))]
+    parts = []
+    for x, y in batches:
+        step = size or len(y)
+        parts += [(x[i:i + step], y[i:i + step]) for i in range(0, len(y), step)]
+    return parts
 
 
 class AlphaHessian:
