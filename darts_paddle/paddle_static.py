@@ -43,6 +43,7 @@ def twice_differentiable_gradients(targets, inputs, target_gradients=None):
     elementwise gradients alone add thousands of shape ops)."""
     core = paddle.framework.core
     saved = core._is_bwd_prim_enabled()
+    # the list stays set, and is read only while the prim backward is on, as here
     core._set_prim_backward_blacklist(*DOUBLE_GRAD_KERNELS)
     core._set_prim_backward_enabled(True)
     try:

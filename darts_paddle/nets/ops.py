@@ -52,10 +52,11 @@ def stock_convs():
 
 
 def twice_differentiable():
-    """Build ops whose gradients Paddle 3.3 can differentiate again: depthwise convs as
-    grouped conv2d (depthwise_conv2d's double grad fails its dtype check, and the executor
-    refuses a custom op's double grad), max pools as a gather at the pooled indices
-    (max_pool2d has no double grad kernel on the CPU), the cross-entropy from logsumexp
+    """Build ops whose gradients Paddle 3.3 can differentiate again (docs/paddle.md section
+    5): depthwise convs as grouped conv2d (depthwise_conv2d's double grad fails its dtype
+    check, and the executor refuses a custom op's double grad), max pools as a gather at the
+    pooled indices (max_pool2d has no double grad kernel on the CPU), training-mode BN from
+    means and products (its double grad kernel is slow), the cross-entropy from logsumexp
     (cross_entropy_with_softmax has no double grad).  Each is the same function."""
     return _build_as(TWICE)
 

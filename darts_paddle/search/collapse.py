@@ -71,7 +71,8 @@ class AlphaHessian:
         self.passes = 0
 
     def __call__(self, u):
-        parts = np.split(np.asarray(u, np.float64), np.cumsum([np.prod(s) for s in self.shapes])[:-1])
+        sizes = [int(np.prod(shape)) for shape in self.shapes]
+        parts = np.split(np.asarray(u, np.float64), np.cumsum(sizes)[:-1])
         directions = {hessian_feed(n): p.reshape(s)
                       for n, p, s in zip(self.names, parts, self.shapes)}
         total = 0.0
@@ -96,8 +97,8 @@ def lanczos(product, start, iterations, tolerance=TOLERANCE):
     `tolerance` |theta| or the Krylov space is whole.
 
     The bound is the residual norm ||H y - theta y|| = beta |s_last| of theta's Ritz vector
-    y = Q s: an eigenvalue of H lies within it of theta (Parlett, The Symmetric Eigenvalue
-    Problem, 11.4), and theta never exceeds lambda_max.  Not the plain power iteration: it
+    y = Q s: for a symmetric H some eigenvalue lies within it of theta, and theta never
+    exceeds lambda_max (Cauchy interlacing).  Not the plain power iteration: it
     finds the eigenvalue largest in magnitude, and early in a search the most negative
     eigenvalue is about as large as the most positive one (docs/collapse.md).  Every new
     vector is orthogonalised against all the earlier ones (twice), which keeps the bound
