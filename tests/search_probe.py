@@ -1,8 +1,9 @@
 """Run by tests/test_search_distributed.py under paddle.distributed.launch (2 processes):
 each process takes its half of fixed float64 batches on a tiny supernet and saves, per
-method, what the test compares with one process: the gradients of one pass, the state
-before a second-order alpha gradient and its result, and the whole state after a few
-search steps.  Usage: search_probe.py OUT_DIR"""
+method, what the test compares with one process: the gradients of one pass (DARTS: and
+an exact Hessian-vector product of lambda_max), the state before a second-order alpha
+gradient and its result, and the whole state after a few search steps.
+Usage: search_probe.py OUT_DIR"""
 
 import dataclasses
 import os
@@ -16,6 +17,7 @@ import_paddle()
 
 from darts_paddle import distributed  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
+from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
 from darts_paddle.search.methods import ARCH, METHODS, make_method  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
@@ -23,6 +25,11 @@ from darts_paddle.search.programs import SearchConfig, build_search_programs  # 
 TINY = SearchConfig(C=2, layers=3, num_classes=5, image_size=8, epochs=4, unrolled=True,
                     dtype="float64")
 BATCH, ETA = 4, 0.0625  # eta exact in float32, the architect feeds it so
+
+
+def direction(size):
+    """The u of the probed Hessian-vector product."""
+    return np.random.default_rng(9).standard_normal(size)
 
 
 def global_batch(seed):
@@ -64,6 +71,9 @@ def main(out):
         architect.gradient(part(1), OFF, ARCH)
         for name in [*programs.arch.names, *programs.network.params.banks]:
             dump["grad/" + name] = runner.get(programs.gradient_name(name))
+        if method == "darts":  # one method: the program takes seconds to build and prepare
+            product = collapse.AlphaHessian(architect, [part(1)])
+            dump["hessian"] = product(direction(product.size))
         architect.weight_step(part(2))  # momentum no longer zero
         dump.update({"before/" + k: v for k, v in state(programs, runner).items()})
         architect.refresh()

@@ -3,8 +3,9 @@ the CPU (gloo).
 
 tests/search_probe.py runs in 2 processes and saves what each computed; here one process
 recomputes it from the published definitions: every gradient is the mean of the gradients
-of the processes' halves of the batch (first order), the second-order alpha gradient is
-DARTS's formula with those mean gradients (R from the mean v), and weights, alphas and
+of the processes' halves of the batch (first order), and so is lambda_max's Hessian-vector
+product, the second-order alpha gradient is DARTS's formula with those mean gradients (R
+from the mean v), and weights, alphas and
 optimizer buffers are bit-identical across the processes after several steps of each
 method.  Then train_search.py itself: rank 0 alone writes, and an interrupted 2-process
 search resumes where the uninterrupted one ends."""
@@ -22,6 +23,7 @@ from darts_paddle.runtime import import_paddle
 import_paddle()
 
 from darts_paddle import cli  # noqa: E402
+from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.search.methods import ARCH, HESSIAN, METHODS, UNROLL  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
@@ -87,6 +89,20 @@ def test_gradients_are_the_mean_over_the_processes_parts(probe):
                                    err_msg=name)
     # one process's own gradient is not what it used
     assert not np.allclose(dump["grad/alphas_normal"], first_half["alphas_normal"], rtol=1e-3)
+
+
+@launched
+def test_hessian_vector_products_are_the_mean_over_the_processes_parts(probe):
+    """Each process's product is the mean of the products on the two halves (each half
+    with its own BN statistics), so every process gets the same lambda_max."""
+    programs, runner, architect = probe_script.make("darts", 1)
+    x, y = probe_script.global_batch(1)
+    halves = collapse.AlphaHessian(architect, [(x[h], y[h]) for h in HALVES])
+    expected = halves(probe_script.direction(halves.size))
+    assert np.abs(expected).max() > 1e-3
+    for rank in (0, 1):
+        np.testing.assert_allclose(probe[("darts", rank)]["hessian"], expected, rtol=0,
+                                   atol=1e-10 * np.abs(expected).max())
 
 
 @launched
