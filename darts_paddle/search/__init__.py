@@ -1,2 +1,3 @@
 """The search (train_search.py): the supernet, its programs, the architect (the alpha
-update), the search methods (DARTS, DAAS, DADARTS) and the epoch loop."""
+update), the search methods (DARTS, DAAS, DADARTS, PC-DARTS), the signs of collapse and
+DARTS-ES, and the epoch loop."""

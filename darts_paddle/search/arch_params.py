@@ -1,7 +1,9 @@
 """The architecture parameters of a search, owned by one object: the alphas of both cell
-types and, for DAAS and PC-DARTS, the betas (one per input edge of the nodes that have them).  Each belongs to a group ("alphas", "betas") that has its
-own Adam and learning rate; names, shapes, initial values and reading them back live here,
-so no other code tells them apart by name."""
+types and, for DAAS and PC-DARTS, the betas (one per input edge of the nodes that have
+them).  Each belongs to a group ("alphas", "betas") that has its own Adam and learning
+rate; names, shapes, initial values and reading them back live here.  Code that treats a
+group alike (the optimizers, lambda_max's Hessian) asks for the group; a method reads its
+own parameters by name."""
 
 from dataclasses import dataclass
 from typing import Tuple
