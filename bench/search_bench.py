@@ -12,8 +12,8 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   eigen     with --eigen: the Hessian-vector program's build ("hvp build") and its first
             run (preparation and one product, "hvp first"), then one lambda_max estimate at
             the search's defaults (--eigen_batches 1 cut into --eigen_batch_size 16,
-            --eigen_iterations 10, the alphas' weight decay; search/collapse.py), its seconds and products; peak RSS then
-            includes the program
+            --eigen_iterations 10, the alphas' weight decay; search/collapse.py), its
+            seconds and products; peak RSS then includes the program
   steal     the share of the machine's CPU time the hypervisor gave to other guests
             (/proc/stat) during start-up and during the whole child: on a shared virtual
             machine the figures above move with it
@@ -80,7 +80,7 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
 
     runtime.import_paddle()
     from darts_paddle import cli, distributed
-    from darts_paddle.search import collapse
+    from darts_paddle.search import collapse, loop
     from darts_paddle.search.architect import ON, Architect
     from darts_paddle.search.methods import ARCH, make_method
     from darts_paddle.search.programs import SearchConfig, build_search_programs, search_heap_bytes
@@ -132,17 +132,17 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     med = {k: float(np.median(v)) for k, v in timings.items()}
     estimate = None
     if eigen:  # the search's own defaults
-        flags = cli.search_parser()
-        batches = collapse.cut([data() for _ in range(flags.get_default("eigen_batches"))],
-                               flags.get_default("eigen_batch_size"))
+        defaults = cli.search_parser().parse_args([])
+        batches = collapse.cut([data() for _ in range(defaults.eigen_batches)],
+                               defaults.eigen_batch_size)
         tic = time.time()
         programs.hessian()
         hvp = {"hvp_build_s": time.time() - tic}
         product, tic = collapse.AlphaHessian(first, batches), time.time()
         product(np.ones(product.size))
         hvp["hvp_first_s"] = time.time() - tic
-        estimate = collapse.lambda_max(first, batches, flags.get_default("eigen_iterations"),
-                                       seed=0, weight_decay=flags.get_default("arch_weight_decay"))
+        estimate = collapse.lambda_max(first, batches, defaults.eigen_iterations, seed=0,
+                                       weight_decay=loop.eigen_weight_decay(defaults))
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
     return {"method": method_name, "batch": batch, "processes": world.size,
             "build_s": build_s, "first_step_s": first_step,

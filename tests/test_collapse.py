@@ -100,7 +100,9 @@ def test_hessian_vector_product_matches_the_hessians_columns(projected):
     before = state(architect.p, architect.runner)
     # a Hessian is symmetric: P^T H P checks the finite differences themselves
     restricted = basis.T @ columns
-    assert np.abs(restricted).max() > 1e-4  # PC-DARTS: 4e-4, its betas scale the edges
+    # PC-DARTS's curvature is smaller (4e-4 here): its edge weights beta scale every op
+    floor = 1e-4 if architect.method.name == "pcdarts" else 1e-3
+    assert np.abs(restricted).max() > floor
     np.testing.assert_allclose(restricted, restricted.T, rtol=0,
                                atol=1e-7 * np.abs(restricted).max())
     product = collapse.AlphaHessian(architect, data)
@@ -125,7 +127,7 @@ def test_lanczos_finds_the_largest_eigenvalue(projected):
     architect, data, basis, columns = projected
     restricted = basis.T @ columns
     eigenvalues = np.linalg.eigvalsh((restricted + restricted.T) / 2)
-    assert eigenvalues[-1] > 0
+    assert eigenvalues[0] < 0 < eigenvalues[-1]  # indefinite, as early in a search
     product = collapse.AlphaHessian(architect, data)
     ritz = collapse.lanczos(lambda c: basis.T @ product(basis @ c), np.ones(M), 20,
                             tolerance=0)

@@ -67,12 +67,12 @@ class AlphaHessian:
         self.feeds = architect.feeds(ARCH)
         self.names = programs.arch.group("alphas")
         self.shapes = [self.runner.get(n).shape for n in self.names]
-        self.size = sum(int(np.prod(shape)) for shape in self.shapes)
+        self.sizes = [int(np.prod(shape)) for shape in self.shapes]
+        self.size = sum(self.sizes)
         self.passes = 0
 
     def __call__(self, u):
-        sizes = [int(np.prod(shape)) for shape in self.shapes]
-        parts = np.split(np.asarray(u, np.float64), np.cumsum(sizes)[:-1])
+        parts = np.split(np.asarray(u, np.float64), np.cumsum(self.sizes)[:-1])
         directions = {hessian_feed(n): p.reshape(s)
                       for n, p, s in zip(self.names, parts, self.shapes)}
         total = 0.0
