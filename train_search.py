@@ -7,11 +7,11 @@ from darts_paddle.runtime import configure
 configure()  # threads and allocator, before paddle loads
 
 from darts_paddle import cli  # noqa: E402
-from darts_paddle.search import loop  # noqa: E402
+from darts_paddle.search import flags, loop  # noqa: E402
 
 
 def main(argv=None):
-    parser = cli.search_parser()
+    parser = flags.search_parser()
     return loop.main(parser.parse_args(argv), cli.given_flags(parser, argv))
 
 

@@ -49,7 +49,7 @@ def child(name, batch, steps, arch):
     from darts_paddle.runtime import import_paddle
 
     import_paddle()
-    from darts_paddle.genotype import resolve_arch
+    from darts_paddle.registry import resolve_arch
     from darts_paddle.nets.networks import drop_path_masks
     from darts_paddle.runner import Runner
     from darts_paddle.train.programs import (TrainConfig, build_train_programs, multiply_adds,

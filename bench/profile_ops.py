@@ -78,7 +78,7 @@ def eval_runner():
     from eval_bench import CONFIGS, DROP_PROB
     from search_bench import random_batches
 
-    from darts_paddle.genotype import resolve_arch
+    from darts_paddle.registry import resolve_arch
     from darts_paddle.nets.networks import drop_path_masks
     from darts_paddle.runner import Runner
     from darts_paddle.train.programs import TrainConfig, build_train_programs

@@ -79,7 +79,8 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     from darts_paddle import runtime
 
     runtime.import_paddle()
-    from darts_paddle import cli, distributed
+    from darts_paddle import distributed
+    from darts_paddle.search.flags import search_parser
     from darts_paddle.search import collapse, loop
     from darts_paddle.search.architect import ON, Architect
     from darts_paddle.search.methods import ARCH, make_method
@@ -132,7 +133,7 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     med = {k: float(np.median(v)) for k, v in timings.items()}
     estimate = None
     if eigen:  # the search's own defaults
-        defaults = cli.search_parser().parse_args([])
+        defaults = search_parser().parse_args([])
         batches = collapse.cut([data() for _ in range(defaults.eigen_batches)],
                                defaults.eigen_batch_size)
         tic = time.time()

@@ -5,7 +5,8 @@ intermediate node (flat, node by node) and the states concatenated into the cell
 Input index 0 is c_{k-2}, 1 is c_{k-1}, and j >= 2 is intermediate node j - 2.
 
 Genotypes travel as text (``Genotype(...)`` literals, parsed without eval), as JSON, or by
-name through the registry in the top-level ``genotypes.py``; `resolve_arch` accepts all three.
+name (registry.py: the published ones in published.py, yours in the top-level
+``genotypes.py``); `registry.resolve_arch` accepts all three.
 Derivation is DARTS's top-2 parse, optionally preceded by DAAS's edge pruning on per-node
 edge scores beta (`derive_cell(..., betas=...)`, `genotype_from_weights`), optionally with
 P-DARTS's cap on the skip_connect ops of the normal cell (`max_skip`).
@@ -14,18 +15,15 @@ This module needs numpy only, never paddle.
 
 import ast
 import difflib
-import importlib
-import importlib.util
 import itertools
 import json
-import os
 from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 
 from darts_paddle.errors import UserError
-from darts_paddle.state.atomic import write_atomic
+from darts_paddle.storage.atomic import write_atomic
 
 Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
 
@@ -109,7 +107,7 @@ def _flatten_ops(cell, ops):
     return flat
 
 
-def _suggestion(text, names):
+def suggestion(text, names):
     """The hint " (did you mean 'DARTS_V2'?)" for 'darts_v2' or 'DARTS_V3' among `names`,
     ignoring case; "" when nothing is close."""
     by_folded = {name.casefold(): name for name in names}
@@ -136,7 +134,7 @@ def validate_cell(cell, ops, concat, known_ops=KNOWN_OPS):
         op, j = str(item[0]), int(item[1])
         if op not in known_ops:
             raise UserError(f"{cell} cell, node {node}: unknown op '{op}'"
-                            f"{_suggestion(op, known_ops)}; "
+                            f"{suggestion(op, known_ops)}; "
                             f"known ops: {', '.join(known_ops)}")
         if not 0 <= j < node + 2:
             raise UserError(f"{cell} cell, node {node}: input index {j} out of range; node {node} "
@@ -452,72 +450,3 @@ def load_genotype_json(path):
         return genotype_from_json(obj)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
-
-
-# --------------------------------------------------------------------------- registry
-
-def registry_from_module(module):
-    """Every public module-level genotype by name (aliases such as DARTS included).
-
-    Tuples with Genotype's fields from another namedtuple count too, so a genotypes.py
-    copied from elsewhere works; they are converted, not yet validated.
-    """
-    registry = {}
-    for name, value in vars(module).items():
-        if (not name.startswith('_') and isinstance(value, tuple)
-                and getattr(value, '_fields', None) == Genotype._fields):
-            registry[name] = Genotype(*value)
-    return registry
-
-
-def default_registry():
-    """The registry users edit: the top-level genotypes.py (repo root on sys.path, else beside
-    the package in a source checkout)."""
-    try:
-        module = importlib.import_module('genotypes')
-    except ModuleNotFoundError as exc:
-        if exc.name != 'genotypes':
-            raise
-        module = _load_beside_package()
-    except Exception as exc:
-        raise UserError(f"genotypes.py failed to import ({type(exc).__name__}: {exc}); "
-                        "fix the file or pass a Genotype(...) literal / JSON path") from None
-    return registry_from_module(module)
-
-
-def _load_beside_package():
-    path = Path(__file__).resolve().parent.parent / 'genotypes.py'
-    if not path.is_file():
-        raise UserError("cannot import the genotype registry genotypes.py; run from the repository "
-                        "root, or pass a Genotype(...) literal or a path to a genotype JSON")
-    spec = importlib.util.spec_from_file_location('genotypes', path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise UserError(f"{path} failed to import ({type(exc).__name__}: {exc}); fix the file "
-                        "or pass a Genotype(...) literal / JSON path") from None
-    return module
-
-
-def resolve_arch(text, registry=None):
-    """--arch value -> Genotype: a registry name, a genotype JSON path, or a Genotype(...) literal."""
-    text = str(text).strip()
-    if text.startswith('Genotype('):
-        return parse_genotype(text)
-    looks_like_path = text.lower().endswith('.json') or os.sep in text or '/' in text
-    if registry is None and not looks_like_path:
-        registry = default_registry()
-    registry = registry or {}
-    if text in registry:
-        try:
-            return validate_genotype(registry[text])
-        except UserError as exc:
-            raise UserError(f"genotype '{text}' in the registry is broken: {exc}") from None
-    if looks_like_path:
-        if not os.path.isfile(text):
-            raise UserError(f"genotype file {text} does not exist; check the path")
-        return load_genotype_json(text)
-    hint = _suggestion(text, registry)
-    raise UserError(f"unknown genotype '{text}'{hint}; known: {', '.join(sorted(registry))} "
-                    "(or pass a Genotype(...) literal or a path to a genotype JSON)")

@@ -18,9 +18,9 @@ paddle = import_paddle()
 import genotypes as G  # noqa: E402
 from darts_paddle import distributed  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
-from darts_paddle.state import train_state  # noqa: E402
+from darts_paddle.train import state as train_state  # noqa: E402
 from darts_paddle.train.flags import train_parser  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.data import ArrayDataset, BatchLoader, build_transform, get_spec  # noqa: E402
 from darts_paddle.distributed import World  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
@@ -166,10 +166,10 @@ def build(*args, **kwargs):
             runner.set(name, rng.standard_normal(runner.get(name).shape))
     return programs, runner
 
-def train_epoch(epoch, *args):
+def train_epoch(epoch, *args, **kwargs):
     if epoch == {cut_at}:
         raise KeyboardInterrupt
-    return real_epoch(epoch, *args)
+    return real_epoch(epoch, *args, **kwargs)
 
 loop.build, loop.train_epoch = build, train_epoch
 sys.exit(cli.run_main(train.main))

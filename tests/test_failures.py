@@ -16,11 +16,12 @@ import_paddle()  # search_state builds on the search methods, which import Paddl
 
 import genotypes as G  # noqa: E402
 from darts_paddle import cli  # noqa: E402
+from darts_paddle.run.logs import setup_logging  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import load_genotype_json, save_genotype_json  # noqa: E402
-from darts_paddle.state import atomic  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from darts_paddle.state.search_state import HISTORY, read_history, write_history  # noqa: E402
+from darts_paddle.storage import atomic  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from darts_paddle.storage.history import HISTORY, read_history, write_history  # noqa: E402
 
 NO_SPACE = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -107,7 +108,7 @@ def test_a_failing_write_function_leaves_no_temporary_and_keeps_its_error(tmp_pa
 
 def test_stale_temporaries_go_and_nothing_else(tmp_path):
     # a save killed mid-write, in a process of its own, leaves a real mkstemp temporary
-    killed = ("import os, sys; from darts_paddle.state.atomic import write_atomic; "
+    killed = ("import os, sys; from darts_paddle.storage.atomic import write_atomic; "
               "write_atomic(sys.argv[1], lambda f: (f.write(b'half'), f.flush(), os._exit(9)))")
     target = tmp_path / "checkpoint.npz"
     assert subprocess.run([sys.executable, "-c", killed, str(target)],
@@ -133,7 +134,7 @@ def test_stale_temporaries_go_and_nothing_else(tmp_path):
 ])
 def test_the_line_that_ends_a_run_goes_to_its_log_too(exc, status, line, tmp_path, capsys):
     def run(argv):
-        cli.setup_logging(str(tmp_path))
+        setup_logging(str(tmp_path))
         logging.getLogger("darts_paddle.test").info("started %s", argv)
         raise exc
 
@@ -149,12 +150,12 @@ def test_a_checkpoint_of_the_earlier_supernet_layout_is_refused(old, tmp_path):
     """Same array names and shapes, weights in another order: loading must not succeed."""
     import argparse
 
-    from darts_paddle.state import search_state
+    from darts_paddle.search import state as search_state
 
     save_checkpoint(str(tmp_path / search_state.CHECKPOINT), {"bn.mean": np.zeros(3)},
                     {"format": old, "flags": {}})
     for load in (lambda: search_state.read_initial_state(str(tmp_path)),
-                 lambda: search_state.load_state(argparse.Namespace(save=str(tmp_path)), {})):
+                 lambda: search_state.load_state(argparse.Namespace(), {}, str(tmp_path))):
         with pytest.raises(UserError, match="earlier darts-paddle, whose supernet stored its "
                                             "weights in another order; start a new search"):
             load()

@@ -241,8 +241,9 @@ def test_batches_from_a_folder(tmp_path):
 
 def test_search_then_train_then_eval_only_on_a_folder(tmp_path, monkeypatch, capsys):
     from darts_paddle import cli
-    from darts_paddle.state import search_state
-    from darts_paddle.state.checkpoint import load_checkpoint
+    from darts_paddle.search.flags import search_parser
+    from darts_paddle.search import state as search_state
+    from darts_paddle.storage.checkpoint import load_checkpoint
 
     import train as train_script
     import train_search
@@ -265,9 +266,8 @@ def test_search_then_train_then_eval_only_on_a_folder(tmp_path, monkeypatch, cap
     white = os.path.join(root, "train", "a", "white.png")
     write(white, np.full((16, 16), 255, np.uint8))
     argv = ["--resume", search, "--epochs", "2"]
-    args = cli.search_parser().parse_args(argv)
-    args.save = search
-    search_state.load_state(args, cli.given_flags(cli.search_parser(), argv))
+    args = search_parser().parse_args(argv)
+    search_state.load_state(args, cli.given_flags(search_parser(), argv), search)
     spec = run_spec(args)
     assert list(spec.mean) == flags["mean"] and list(spec.std) == flags["std"]
     assert run_spec(folder_args(root, image_size=16)).mean != spec.mean

@@ -10,11 +10,13 @@ from scipy.special import softmax as scipy_softmax
 import genotypes
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import (
-    KNOWN_OPS, PRIMITIVES, Genotype, check_search_layers, default_registry, derive_cell,
+    KNOWN_OPS, PRIMITIVES, Genotype, check_search_layers, derive_cell,
     derive_genotype, fewest_layers, format_genotype, genotype_from_alphas, genotype_from_json,
     genotype_from_weights, genotype_to_json, has_normal_cell, load_genotype_json, parse_genotype,
-    reduction_layers, registry_from_module, resolve_arch, save_genotype_json, softmax,
+    reduction_layers, save_genotype_json, softmax,
     validate_genotype)
+from darts_paddle import published, registry
+from darts_paddle.registry import default_registry, registry_from_module, resolve_arch
 
 REGISTRY = registry_from_module(genotypes)
 OP = {name: k for k, name in enumerate(PRIMITIVES)}
@@ -277,7 +279,7 @@ DARTS_V2_NESTED = """Genotype(
 
 
 def test_format_is_the_reference_spelling():
-    src = open(genotypes.__file__).read()
+    src = open(published.__file__).read()
     for name in ('DARTS_V1', 'DARTS_V2', 'DARTS_PADDLE', 'NASNet', 'AmoebaNet'):
         assert f'{name} = {format_genotype(REGISTRY[name])}\n' in src
 
@@ -459,6 +461,24 @@ def test_default_registry_falls_back_to_file_beside_package(monkeypatch):
     assert set(default_registry()) == set(REGISTRY)
     monkeypatch.setitem(sys.modules, 'genotypes', None)  # makes `import genotypes` fail
     assert default_registry()['DARTS_PADDLE'] == REGISTRY['DARTS_PADDLE']
+
+
+def test_published_genotypes_resolve_without_a_user_registry(monkeypatch):
+    """An installed wheel has no top-level genotypes.py: the published names still work."""
+    monkeypatch.setitem(sys.modules, 'genotypes', None)
+    monkeypatch.setattr(registry, '_load_beside_package', lambda: None)
+    assert set(default_registry()) == {'DARTS_V1', 'DARTS_V2', 'DARTS', 'DARTS_PADDLE', 'NASNet',
+                                       'AmoebaNet'}
+    assert resolve_arch('DARTS') == REGISTRY['DARTS_V2']
+
+
+def test_the_user_registry_adds_to_the_published_genotypes(monkeypatch):
+    mine = types.ModuleType('genotypes')
+    mine.MY_ARCH = Genotype([('skip_connect', 0), ('sep_conv_3x3', 1)], [2],
+                            [('max_pool_3x3', 0), ('skip_connect', 1)], [2])
+    monkeypatch.setitem(sys.modules, 'genotypes', mine)
+    assert resolve_arch('MY_ARCH') == mine.MY_ARCH
+    assert resolve_arch('DARTS_V1') == REGISTRY['DARTS_V1']
 
 
 def test_resolve_by_name_literal_and_json(tmp_path):

@@ -220,7 +220,7 @@ def test_without_a_compiler_convs_fall_back_to_conv2d(tmp_path, monkeypatch, cap
     monkeypatch.setattr(depthwise, "SOURCE", str(broken))
     monkeypatch.setattr(depthwise, "_state", {})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    # the log straight to caplog: a search run earlier in the session (cli.setup_logging)
+    # the log straight to caplog: a search run earlier in the session (run.logs.setup_logging)
     # stops darts_paddle's records at its own handlers
     logger = logging.getLogger("darts_paddle.kernels")
     monkeypatch.setattr(logger, "handlers", [caplog.handler])

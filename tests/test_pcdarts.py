@@ -15,6 +15,7 @@ from darts_paddle.runtime import import_paddle
 paddle = import_paddle()
 
 from darts_paddle import cli  # noqa: E402
+from darts_paddle.search.flags import search_parser  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import PRIMITIVES, Genotype, softmax  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
@@ -204,7 +205,7 @@ def test_warm_up_trains_the_weights_alone(search):
 
 
 def parse(*argv):
-    parser = cli.search_parser()
+    parser = search_parser()
     return parser.parse_args(argv), cli.given_flags(parser, list(argv))
 
 

@@ -26,7 +26,7 @@ from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.search.methods import ARCH, HESSIAN, METHODS, UNROLL  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 
 import launching  # noqa: E402
 import search_probe as probe_script  # noqa: E402
@@ -152,10 +152,10 @@ import train_search
 
 real_epoch = loop.train_epoch
 
-def train_epoch(epoch, *args):
+def train_epoch(epoch, *args, **kwargs):
     if epoch == 1:
         raise KeyboardInterrupt  # both processes stop at the start of epoch 2
-    return real_epoch(epoch, *args)
+    return real_epoch(epoch, *args, **kwargs)
 
 loop.train_epoch = train_epoch
 sys.exit(cli.run_main(train_search.main))

@@ -16,7 +16,7 @@ import_paddle()
 
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import architect  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
 from search_runs import run_dir, search_flags  # noqa: E402

@@ -27,12 +27,13 @@ import torch.nn.functional as TF  # noqa: E402
 import genotypes as G  # noqa: E402
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import loop as search_loop  # noqa: E402
-from darts_paddle.state import convert_torch, search_state, torch_checkpoint  # noqa: E402
+from darts_paddle.convert_torch import convert as convert_torch, torch_checkpoint  # noqa: E402
+from darts_paddle.search import state as search_state  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
-from darts_paddle.state import train_state  # noqa: E402
+from darts_paddle.train import state as train_state  # noqa: E402
 from torch_reference import models as tm  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import Genotype, format_genotype, genotype_from_json  # noqa: E402
 from darts_paddle.nets.networks import build_network  # noqa: E402
@@ -357,10 +358,10 @@ def test_train_init_from_a_converted_checkpoint(cifar_root, tmp_path, monkeypatc
     seen = {}
     real_train_epoch = loop.train_epoch
 
-    def recording(epoch, args, programs, runner, *rest):
+    def recording(epoch, args, programs, runner, *rest, **kwargs):
         names = programs.variable_names()
         seen.update({key: runner.get(name) for key, name in names.items()})
-        return real_train_epoch(epoch, args, programs, runner, *rest)
+        return real_train_epoch(epoch, args, programs, runner, *rest, **kwargs)
 
     monkeypatch.setattr(loop, "train_epoch", recording)
     flags = ["--data", cifar_root, "--init_from", "darts.npz", "--epochs", "1", "--layers", "2",
@@ -422,10 +423,10 @@ def test_train_search_init_from_a_converted_supernet(tmp_path, monkeypatch, caps
     seen = {}
     real_train_epoch = search_loop.train_epoch
 
-    def recording(epoch, args, programs, architect, *rest):
+    def recording(epoch, args, programs, architect, *rest, **kwargs):
         names = programs.state_names()
         seen.update({k: architect.runner.get(names[k]) for k in converted})
-        return real_train_epoch(epoch, args, programs, architect, *rest)
+        return real_train_epoch(epoch, args, programs, architect, *rest, **kwargs)
 
     monkeypatch.setattr(search_loop, "train_epoch", recording)
     flags = ["--dataset", "fashion_mnist", "--data", str(tmp_path), "--layers", "3",

@@ -15,8 +15,8 @@ paddle = import_paddle()
 import genotypes as G  # noqa: E402
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
-from darts_paddle.state import train_state  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from darts_paddle.train import state as train_state  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.nets.networks import drop_path_masks  # noqa: E402
 from darts_paddle.runner import Prog  # noqa: E402
@@ -181,10 +181,10 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
     # the same run interrupted during its second epoch, then resumed
     real_train_epoch = loop.train_epoch
 
-    def interrupted(epoch, *args):
+    def interrupted(epoch, *args, **kwargs):
         if epoch == 1:
             raise KeyboardInterrupt
-        return real_train_epoch(epoch, *args)
+        return real_train_epoch(epoch, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train_epoch", interrupted)
     assert cli.run_main(train_script.main, flags(cifar_root, "cut")) == 130

@@ -1,7 +1,6 @@
 """Small things users hit: where --save puts a run, "did you mean" for genotype and op
 names, and the mode of the files runs write."""
 
-import argparse
 import contextlib
 import os
 import stat
@@ -9,11 +8,12 @@ import stat
 import numpy as np
 import pytest
 
-from darts_paddle import cli
+from darts_paddle.run.context import make_save_dir
 from darts_paddle.errors import UserError
-from darts_paddle.genotype import parse_genotype, resolve_arch, save_genotype_json
-from darts_paddle.state.atomic import write_atomic
-from darts_paddle.state.checkpoint import save_checkpoint
+from darts_paddle.genotype import parse_genotype, save_genotype_json
+from darts_paddle.registry import resolve_arch
+from darts_paddle.storage.atomic import write_atomic
+from darts_paddle.storage.checkpoint import save_checkpoint
 from darts_paddle.viz.command import main as visualize_main
 
 REGISTRY = {"DARTS_V1": None, "DARTS_V2": None, "NASNet": None}  # only the names matter
@@ -27,9 +27,8 @@ REGISTRY = {"DARTS_V1": None, "DARTS_V2": None, "NASNet": None}  # only the name
 ])
 def test_save_names_the_run_and_its_directory(save, parent, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(save=save)
-    path = cli.make_save_dir(args, "search")
-    assert os.path.isdir(path) and args.save == path
+    path = make_save_dir(save, "search")
+    assert os.path.isdir(path)
     assert os.path.normpath(os.path.dirname(path)) == os.path.normpath(parent)
     name = os.path.basename(path)
     assert name.startswith(f"search-{os.path.basename(save)}-") and len(name) == len(
@@ -38,8 +37,7 @@ def test_save_names_the_run_and_its_directory(save, parent, tmp_path, monkeypatc
 
 def test_save_as_an_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(save=str(tmp_path / "elsewhere" / "exp"))
-    path = cli.make_save_dir(args, "eval")
+    path = make_save_dir(str(tmp_path / "elsewhere" / "exp"), "eval")
     assert os.path.dirname(path) == str(tmp_path / "elsewhere")
     assert os.path.basename(path).startswith("eval-exp-")
     assert os.listdir(tmp_path) == ["elsewhere"]  # nothing like ./eval-/... appeared
@@ -48,7 +46,7 @@ def test_save_as_an_absolute_path(tmp_path, monkeypatch):
 def test_save_without_a_name_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=r"--save runs/ names no run: give NAME or DIR/NAME"):
-        cli.make_save_dir(argparse.Namespace(save="runs/"), "search")
+        make_save_dir("runs/", "search")
     assert os.listdir(tmp_path) == []
 
 

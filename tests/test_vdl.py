@@ -18,9 +18,10 @@ from darts_paddle.runtime import import_paddle
 
 import_paddle()
 
-from darts_paddle import cli, vdl  # noqa: E402
+from darts_paddle import cli  # noqa: E402
+from darts_paddle.run import logs, vdl  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
-from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
+from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 
 import train as train_script  # noqa: E402
 import train_search  # noqa: E402
@@ -150,11 +151,11 @@ def test_missing_visualdl_is_one_line_naming_pip(fashion_root, tmp_path, monkeyp
 
 
 def test_file_only_records_skip_the_console(tmp_path, capsys):
-    cli.setup_logging(str(tmp_path))
+    logs.setup_logging(str(tmp_path))
     log = logging.getLogger("darts_paddle.test")
     log.info("for both")
-    log.info("for the file", extra=cli.FILE_ONLY)
-    for handler in logging.getLogger(cli.LOGGER).handlers:
+    log.info("for the file", extra=logs.FILE_ONLY)
+    for handler in logging.getLogger(logs.LOGGER).handlers:
         handler.flush()
     out = capsys.readouterr().out
     assert "for both" in out and "for the file" not in out

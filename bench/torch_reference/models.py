@@ -1,6 +1,6 @@
 """The DARTS networks in PyTorch, in the module layout of the original PyTorch release.
 
-Two uses: the checkpoints users bring are state_dicts of these networks (state/convert_torch.py
+Two uses: the checkpoints users bring are state_dicts of these networks (convert_torch/convert.py
 maps every key of them into our banks), and the side-by-side benchmark trains them on the
 CPU.  So the module tree reproduces the published state_dict keys exactly (`stem.0.weight`,
 `cells.3.preprocess0.conv_1.weight`, `cells.0._ops.2.op.1.weight`,
@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from darts_paddle.genotype import PRIMITIVES, resolve_arch, validate_genotype
+from darts_paddle.genotype import PRIMITIVES, validate_genotype
+from darts_paddle.registry import resolve_arch
 
 STEPS = 4
 STEM_MULTIPLIER = 3

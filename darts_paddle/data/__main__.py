@@ -7,9 +7,10 @@ std of the training images."""
 import argparse
 import sys
 
-from darts_paddle.cli import folder_flags, run_main
+from darts_paddle.cli import run_main
 
 from . import FOLDER, describe, known_names, load_dataset, run_spec
+from .flags import folder_flags
 
 
 def _main(argv):

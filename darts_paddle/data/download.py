@@ -11,7 +11,7 @@ import urllib.request
 from typing import Optional
 
 from darts_paddle.errors import UserError
-from darts_paddle.state.atomic import new_temporary
+from darts_paddle.storage.atomic import new_temporary
 
 TIMEOUT_S = 20
 _CHUNK = 1 << 20

@@ -133,7 +133,7 @@ def decode_images(paths, image_size: int, channels: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def _decode(stamps, image_size, channels):
-    from darts_paddle.progress import progress
+    from darts_paddle.run.progress import progress
 
     from .imagenet_transforms import resize_centre_crop
 

@@ -28,7 +28,7 @@ import tempfile
 
 from ..errors import UserError
 from ..paddle_static import paddle
-from ..state.atomic import write_atomic
+from ..storage.atomic import write_atomic
 from paddle import _C_ops  # noqa: E402 (after paddle_static: Paddle loads configured)
 from paddle.utils import cpp_extension  # noqa: E402
 

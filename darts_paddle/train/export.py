@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..paddle_static import paddle
-from ..state.atomic import write_atomic
+from ..storage.atomic import write_atomic
 from .programs import build_export_program
 
 log = logging.getLogger("darts_paddle.train")

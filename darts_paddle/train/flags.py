@@ -3,9 +3,10 @@
 --workers and --visualdl."""
 
 import argparse
+import os
 
-from ..cli import (DATASETS, DATASETS_AND_FOLDER, SAVE_HELP, add_visualdl_flag, folder_flags,
-                   positive_int)
+from ..cli import SAVE_HELP, add_visualdl_flag, positive_int
+from ..data.flags import DATASETS, DATASETS_AND_FOLDER, folder_flags
 
 
 def _probability(text):
@@ -17,7 +18,9 @@ def _probability(text):
 
 def _common(p, d):
     """Flags both scripts share; `d` holds the script's defaults."""
-    p.add_argument("--data", default=d["data"], help="location of the data corpus")
+    # absolute, so that a resumed run finds the data from any directory
+    p.add_argument("--data", default=d["data"], type=os.path.abspath,
+                   help="location of the data corpus")
     p.add_argument("--dataset", default=d["dataset"], choices=d["datasets"])
     p.add_argument("--batch_size", type=positive_int, default=d["batch_size"])
     p.add_argument("--learning_rate", type=float, default=d["learning_rate"], help="init lr")

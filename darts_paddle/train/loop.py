@@ -1,5 +1,5 @@
 """Training an evaluation network (train.py, train_imagenet.py): data, programs, epochs,
---eval_only.  Checkpoints, --resume and --init_from: state/train_state.py; the inference
+--eval_only.  Checkpoints, --resume and --init_from: train/state.py; the inference
 model: export.py.
 
 Reproducibility: the batch order and augmentation are functions of (seed, epoch, index)
@@ -18,19 +18,20 @@ import time
 
 import numpy as np
 
-from .. import cli, data, vdl
-from .. import distributed
+from .. import data, distributed
 from ..distributed import SINGLE
-from .export import check_onnx_available, export_inference_model
-from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
 from ..errors import UserError
 from ..genotype import format_genotype, genotype_from_json
 from ..nets.networks import build_network, drop_path_masks
-from ..progress import epoch_bar, epoch_steps
+from ..run import vdl
+from ..run.context import Meter, RunContext
+from ..run.logs import setup_logging
+from ..run.progress import epoch_bar, epoch_steps
 from ..runner import Runner
-from ..state import train_state as state
-from ..state.atomic import remove_stale_temporaries
-from ..stop import NEVER, StopRequest
+from ..storage.checkpoint import CHECKPOINT
+from . import state
+from .export import check_onnx_available, export_inference_model
+from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -103,45 +104,25 @@ def drop_rng(seed, epoch, step):
     return np.random.default_rng([seed, epoch, step, 7])
 
 
-class Meter:
-    """Sample-weighted means of loss, top-1 and top-5, and throughput."""
-
-    def __init__(self, saved=None):
-        """saved: the state() of an epoch's meter to continue (a run stopped mid-epoch)."""
-        n, sums = saved or (0, [0.0, 0.0, 0.0])
-        self.n, self.sums, self.start = n, np.array(sums, np.float64), time.time()
-
-    def state(self):
-        return [self.n, self.sums.tolist()]
-
-    def update(self, n, loss, top1, top5):
-        self.n += n
-        self.sums += n * np.array([loss, top1, top5], np.float64)
-
-    @property
-    def means(self):
-        return self.sums / max(self.n, 1)
-
-    def postfix(self):
-        loss, top1, top5 = self.means
-        rate = self.n / max(time.time() - self.start, 1e-9)
-        return dict(loss=f"{loss:.3f}", top1=f"{100 * top1:.2f}%", top5=f"{100 * top5:.2f}%",
-                    img_s=f"{rate:.1f}")
+def postfix(meter):
+    """A progress bar's figures: mean loss, top-1 and top-5 so far, images per second."""
+    loss, top1, top5 = meter.means
+    return dict(loss=f"{loss:.3f}", top1=f"{100 * top1:.2f}%", top5=f"{100 * top5:.2f}%",
+                img_s=f"{meter.images_per_second:.1f}")
 
 
-def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, meter=None,
-                stop=NEVER, board=vdl.OFF):
+def train_epoch(epoch, args, programs, runner, loader, *, ctx, start=0, meter=None):
     """The SGD steps of one epoch from step `start` (`meter` holds those before); stops
-    after a whole step once `stop.requested`; every --report_freq steps the step goes to
-    the log and `board`.  Returns (the meter, the step it stopped before, or None when the
-    epoch is complete)."""
-    cfg, net = programs.config, programs.network
+    after a whole step once a stop is requested; every --report_freq steps the step goes
+    to the log and the board.  Returns (the meter, the step it stopped before, or None when
+    the epoch is complete)."""
+    cfg, net, world = programs.config, programs.network, ctx.world
     drop_prob = drop_prob_at(cfg, epoch)
-    meter = meter or Meter()
+    meter = meter or Meter(3)
     bar = epoch_bar(loader, epoch, args.max_steps, f"epoch {epoch + 1}/{cfg.epochs} train",
                     start=start, disable=not world.is_main)
     for step, (x, y) in enumerate(bar, start):
-        if stop.requested:
+        if ctx.stop.requested:
             bar.close()
             return meter, step
         tic = time.time()
@@ -153,31 +134,92 @@ def train_epoch(epoch, args, programs, runner, loader, world=SINGLE, start=0, me
                                     drop_prob)
             feed["drop_mask"] = masks[:, world.part(batch)]
         loss, top1, top5 = runner.run(programs.train, **feed)
-        if not np.isfinite(loss):
-            raise UserError(f"training diverged (loss {float(loss)}) at epoch {epoch + 1} step "
-                            f"{step}: lower --learning_rate or keep --grad_clip")
+        ctx.check_finite({"the training loss": loss}, epoch, step, "training",
+                         advice="Lower --learning_rate or keep --grad_clip")
         meter.update(batch, float(loss), float(top1), float(top5))
-        bar.set_postfix(meter.postfix())
+        bar.set_postfix(postfix(meter))
         if step % args.report_freq == 0:
             log.debug("train %03d %e %f %f", step, *meter.means)
-            board.step(epoch, step, loss=loss, accuracy=top1, seconds=time.time() - tic)
+            ctx.board.step(epoch, step, loss=loss, accuracy=top1, seconds=time.time() - tic)
     bar.close()
     return meter, None
 
 
 def evaluate(args, programs, runner, loader, desc):
     """Mean (loss, top-1, top-5) on the test set, BN in inference mode."""
-    meter = Meter()
+    meter = Meter(3)
     bar = epoch_bar(loader, 0, args.max_steps, desc)
     for x, y in bar:
         loss, top1, top5, _ = runner.run(programs.infer, x=x, y=y)
         meter.update(len(y), float(loss), float(top1), float(top5))
-        bar.set_postfix(meter.postfix())
+        bar.set_postfix(postfix(meter))
     bar.close()
     return meter.means
 
 
 # --------------------------------------------------------------------------- runs
+
+def train(args, kind, ctx, given=()):
+    """The whole training run (fresh or resumed) of this process; returns the final
+    metadata (None on ranks other than 0)."""
+    genotype, resume, initial = state.arch_and_start(args, given)
+    log.info("genotype = %s", format_genotype(genotype))
+    spec = data.run_spec(args)
+    distributed.check_batch_size(args.batch_size, ctx.world)
+    train_loader, test_loader = make_loaders(args, spec, world=ctx.world)
+    cfg = (state.config_from_meta(resume[2], args.epochs) if resume
+           else make_config(args, spec, kind))
+    if initial:
+        state.check_init(cfg, initial[1], args.init_from)  # before the programs are built
+    ctx.log_args(args)
+    programs, runner = build(cfg, genotype, args.seed, world=ctx.world,
+                             place=ctx.start_processes(args.batch_size))
+    start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
+    step, saved_meter = 0, None  # where a run stopped mid-epoch goes on
+    is_best = False
+    if resume:
+        start, best, meta = state.continue_from(resume, programs, runner)
+        step, saved_meter = meta.get("step", 0), meta.get("meter")
+    elif initial:
+        state.init_weights(programs, runner, *initial, args.init_from)
+        log.info("weights and BN statistics from %s; a fresh run from epoch 1", args.init_from)
+    if ctx.world.distributed:
+        distributed.barrier(ctx.world, "start")  # builds take unequal time; gloo waits 30 s
+        broadcast_state(programs, runner)
+    with ctx.epochs(args.visualdl, epoch_steps(train_loader, args.max_steps)):
+        if start == 0 and step == 0:
+            ctx.board.cells(genotype, 0)
+        for epoch in range(start, cfg.epochs):
+            rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
+            log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, *rates.values())
+            meter, stopped_at = train_epoch(epoch, args, programs, runner, train_loader, ctx=ctx,
+                                            start=step, meter=Meter(3, saved_meter))
+            step, saved_meter = 0, None
+            if stopped_at is not None:
+                ctx.stop_in_epoch(
+                    lambda: save_mid_epoch(args, programs, runner, ctx.save_dir, genotype, epoch,
+                                           stopped_at, meter, best, meta),
+                    f"stopped after step {stopped_at} of epoch {epoch + 1}: ")
+            log.info("train_acc %f", 100 * meter.means[1])
+            programs.lr_scheduler.step()
+            if ctx.is_main:  # the others wait at the barrier while rank 0 evaluates
+                test = evaluate(args, programs, runner, test_loader,
+                                f"epoch {epoch + 1}/{cfg.epochs} test ")
+                log.info("valid_acc %f top5 %f", 100 * test[1], 100 * test[2])
+                best, meta, is_best = track_best(args, cfg, genotype, epoch, best, test, meter)
+                ctx.board.epoch(board_record(epoch, rates, meter.means, test))
+            ctx.end_epoch(epoch + 1, last=epoch + 1 == cfg.epochs,
+                          save=lambda: save_epoch(ctx.save_dir, programs, runner, meta, is_best))
+    if not ctx.is_main:
+        return None
+    if args.export:
+        x, _ = next(iter(test_loader.epoch(0)))
+        export_inference_model(programs, runner, ctx.path("inference"), x,
+                               onnx=args.export == "onnx")
+    log.info("done: best test accuracy %.2f%% (epoch %d), last %.2f%% (epoch %d)",
+             100 * meta["best_acc"], meta["best_epoch"], 100 * meta["test_acc"], meta["epoch"])
+    return meta
+
 
 def broadcast_state(programs, runner):
     """Every process continues from rank 0's weights, BN statistics and momentum."""
@@ -185,23 +227,22 @@ def broadcast_state(programs, runner):
     runner.run(distributed.build_broadcast_program({n: runner.get(n) for n in names}))
 
 
-def end_epoch(epoch, args, programs, runner, test_loader, save_dir, best, train_acc, genotype):
-    """Rank 0 after an epoch: evaluate, step the schedule, save; returns (best, metadata,
-    the test set's (loss, top-1, top-5))."""
-    cfg = programs.config
-    test = evaluate(args, programs, runner, test_loader, f"epoch {epoch + 1}/{cfg.epochs} test ")
-    _, test_acc, test_top5 = test
-    log.info("valid_acc %f top5 %f", 100 * test_acc, 100 * test_top5)
-    programs.lr_scheduler.step()
+def track_best(args, cfg, genotype, epoch, best, test, meter):
+    """After an epoch's test: (best {"acc", "epoch"}, the checkpoint's metadata, whether
+    this epoch is the best so far)."""
+    test_acc = float(test[1])
     is_best = test_acc > best["acc"] or epoch == 0
     if is_best:
-        best = {"acc": float(test_acc), "epoch": epoch + 1}
-    meta = state.metadata(args, cfg, genotype, epoch + 1, best, float(test_acc),
-                          float(train_acc))
-    state.save(os.path.join(save_dir, state.LAST), programs, runner, meta)
+        best = {"acc": test_acc, "epoch": epoch + 1}
+    meta = state.metadata(args, cfg, genotype, epoch + 1, best, test_acc, float(meter.means[1]))
+    return best, meta, is_best
+
+
+def save_epoch(save_dir, programs, runner, meta, is_best):
+    """The checkpoint after an epoch, and best.npz when it is the best so far."""
+    state.save(os.path.join(save_dir, CHECKPOINT), programs, runner, meta)
     if is_best:
         state.save(os.path.join(save_dir, state.BEST), programs, runner, meta)
-    return best, meta, test
 
 
 def board_record(epoch, rates, train, test):
@@ -214,84 +255,11 @@ def board_record(epoch, rates, train, test):
 
 
 def save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, step, meter, best, meta):
-    """The checkpoint of a run stopped after `step` steps of `epoch` (by rank 0, alone)."""
+    """The checkpoint of a run stopped after `step` steps of `epoch`."""
     last = meta or {"test_acc": None, "train_acc": None}
-    state.save(os.path.join(save_dir, state.LAST), programs, runner, state.metadata(
+    state.save(os.path.join(save_dir, CHECKPOINT), programs, runner, state.metadata(
         args, programs.config, genotype, epoch, best, last["test_acc"], last["train_acc"],
         step=step, meter=meter.state()))
-    log.info("stopped after step %d of epoch %d: saved; continue with  python %s --resume %s",
-             step, epoch + 1, state.script_for(programs.config.kind), save_dir)
-
-
-def train(args, kind, save_dir, world=SINGLE, given=()):
-    """The whole training run (fresh or resumed) of this process; returns the final
-    metadata (None on ranks other than 0)."""
-    genotype, resume, initial = state.arch_and_start(args, given)
-    log.info("genotype = %s", format_genotype(genotype))
-    spec = data.run_spec(args)
-    distributed.check_batch_size(args.batch_size, world)
-    train_loader, test_loader = make_loaders(args, spec, world=world)
-    cfg = (state.config_from_meta(resume[2], args.epochs) if resume
-           else make_config(args, spec, kind))
-    if initial:
-        state.check_init(cfg, initial[1], args.init_from)  # before the programs are built
-    log.info("args = %s", vars(args))
-    place = None
-    if world.distributed:
-        place = distributed.start(world)
-        log.info("data parallel: %d processes (rank 0 on %s), %d images each per step",
-                 world.size, place, args.batch_size // world.size)
-    programs, runner = build(cfg, genotype, args.seed, world=world, place=place)
-    start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
-    step, saved_meter = 0, None  # where a run stopped mid-epoch goes on
-    if resume:
-        start, best, meta = state.continue_from(resume, programs, runner)
-        step, saved_meter = meta.get("step", 0), meta.get("meter")
-    elif initial:
-        state.init_weights(programs, runner, *initial, args.init_from)
-        log.info("weights and BN statistics from %s; a fresh run from epoch 1", args.init_from)
-    if world.distributed:
-        distributed.barrier(world, "start")  # builds take unequal time; gloo waits 30 s
-        broadcast_state(programs, runner)
-    board = vdl.open_board(args.visualdl, save_dir, epoch_steps(train_loader, args.max_steps),
-                           world.is_main)
-    with StopRequest(active=not world.distributed) as stop, board:
-        if start == 0 and step == 0:
-            board.cells(genotype, 0)
-        for epoch in range(start, cfg.epochs):
-            rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
-            log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, *rates.values())
-            meter, stopped_at = train_epoch(epoch, args, programs, runner, train_loader, world,
-                                            step, Meter(saved_meter), stop, board)
-            step, saved_meter = 0, None
-            if stopped_at is not None:
-                save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, stopped_at,
-                               meter, best, meta)
-                stop.stop()
-            train_acc = meter.means[1]
-            log.info("train_acc %f", 100 * train_acc)
-            if world.is_main:
-                best, meta, test = end_epoch(epoch, args, programs, runner, test_loader,
-                                             save_dir, best, train_acc, genotype)
-                board.epoch(board_record(epoch, rates, meter.means, test))
-            else:
-                programs.lr_scheduler.step()
-            if stop.requested:
-                log.info("saved; continue with  python %s --resume %s",
-                         state.script_for(cfg.kind), save_dir)
-                stop.stop()
-            if epoch + 1 < cfg.epochs:  # the others wait while rank 0 evaluates and saves
-                distributed.barrier(world, f"epoch-{epoch + 1}")
-    if not world.is_main:
-        return None
-    if args.export:
-        x, _ = next(iter(test_loader.epoch(0)))
-        export_inference_model(programs, runner, os.path.join(save_dir, "inference"), x,
-                               onnx=args.export == "onnx")
-    summary = (f"done: best test accuracy {100 * meta['best_acc']:.2f}% (epoch "
-               f"{meta['best_epoch']}), last {100 * meta['test_acc']:.2f}% (epoch {meta['epoch']})")
-    log.info(summary)
-    return meta
 
 
 def eval_only(args):
@@ -328,7 +296,6 @@ def main(args, kind, given=()):
         raise UserError("--init_from starts a new run: it goes with neither --resume (which "
                         "continues a run) nor --eval_only (which takes --model_path)")
     world = distributed.world_from_env()
-    args.data = os.path.abspath(args.data)  # a resumed run finds it from anywhere
     if args.export == "onnx":
         check_onnx_available()
     if args.eval_only:
@@ -338,18 +305,16 @@ def main(args, kind, given=()):
         if args.visualdl:
             raise UserError("--visualdl logs a training run; --eval_only writes no run "
                             "directory: drop --visualdl")
-        cli.setup_logging()  # stdout only: --eval_only writes no run directory
+        setup_logging()  # stdout only: --eval_only writes no run directory
         return eval_only(args)
     vdl.check_available(args.visualdl)
+    script = state.script_for(kind)
     if args.resume:
         path = state.resume_point(args)
         if not os.path.isfile(path):
             raise UserError(f"cannot resume: {path} does not exist; pass a checkpoint.npz or "
                             "the run directory holding one")
-        save_dir = os.path.dirname(os.path.abspath(path))
-        if world.is_main:  # the one process that writes there
-            remove_stale_temporaries(save_dir)  # what a killed save left behind
+        ctx = RunContext.resumed(os.path.dirname(os.path.abspath(path)), script, world)
     else:
-        save_dir = cli.make_save_dir(args, "eval") if world.is_main else None
-    cli.setup_process_logging(save_dir, world.is_main)
-    return train(args, kind, save_dir, world, given)
+        ctx = RunContext.new(args.save, "eval", script, world)
+    return train(args, kind, ctx, given)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from darts_paddle.errors import UserError
-from darts_paddle.genotype import resolve_arch
+from darts_paddle.registry import resolve_arch
 from darts_paddle.viz.cells import draw_genotype
 from darts_paddle.viz.evolution import render_evolution
 

@@ -27,9 +27,9 @@ import numpy as np
 
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import CELLS, PRIMITIVES, genotype_from_json, steps_from_edges
+from darts_paddle.storage.history import HISTORY
 from darts_paddle.viz.cells import INPUT_NAMES, fixed_layout, render_pinned_png
 
-HISTORY = 'history.json'
 FRAME_CELLS = ('reduce', 'normal')  # top to bottom in a GIF frame
 _CELL_TITLES = {'normal': 'normal cell', 'reduce': 'reduction cell'}
 _CAPTION_HEIGHT = 44

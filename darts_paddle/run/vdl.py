@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger("darts_paddle.vdl")
 
@@ -84,7 +84,7 @@ class Board:
             return
         from PIL import Image
 
-        from .viz.cells import render_cell
+        from ..viz.cells import render_cell
 
         for cell in ("normal", "reduce"):
             try:

@@ -3,15 +3,13 @@ parameters, both optimizers' buffers, epoch, data positions), the checks before 
 and `--init_from`, and history.json (one record per epoch)."""
 
 import argparse
-import json
 import os
 
 from .. import data
-from .atomic import write_atomic
-from .checkpoint import load_checkpoint, load_into, save_checkpoint
-from .resume import adopt_run_flags, check_unfinished
+from ..storage.checkpoint import CHECKPOINT, load_checkpoint, load_into, save_checkpoint
+from ..storage.resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
-from ..search.methods import FLAGS as METHOD_FLAGS
+from .methods import FLAGS as METHOD_FLAGS
 
 # /2: the supernet's 1x1 weights and BN statistics are stacked per source state
 # (supernet.ConvOps), so the banks of a /1 file hold the same weights in another order
@@ -19,7 +17,6 @@ FORMAT = "darts-paddle-search/2"
 # weights, BN statistics and alphas only: a supernet converted from PyTorch (convert_torch.py)
 WEIGHTS_FORMAT = "darts-paddle-search-weights/2"
 OLD_LAYOUT = ("darts-paddle-search/1", "darts-paddle-search-weights/1")
-CHECKPOINT, HISTORY = "checkpoint.npz", "history.json"
 # DAAS and DADARTS compute what their authors' code computes from revision 2 on (before: our
 # own reading); a search is not continued under other math
 METHODS_REVISION = 2
@@ -34,7 +31,7 @@ RUN_FLAGS = ("data", "dataset", "batch_size", "learning_rate", "learning_rate_mi
              "max_skip", *data.FOLDER_FLAGS)
 
 
-def save_state(args, programs, runner, epoch, done, valid_batches, early_stop=None):
+def save_state(args, save_dir, programs, runner, epoch, done, valid_batches, early_stop=None):
     """done: the losses and accuracies of the steps already taken in `epoch`; early_stop:
     DARTS-ES's decision when it ended the search (collapse.darts_es), which ends it for
     good."""
@@ -42,16 +39,16 @@ def save_state(args, programs, runner, epoch, done, valid_batches, early_stop=No
     meta = {"format": FORMAT, "epoch": epoch, "step": len(done["losses"]), "done": done,
             "valid_position": list(valid_batches.state()), "methods_revision": METHODS_REVISION,
             "flags": {k: getattr(args, k) for k in RUN_FLAGS}, "early_stop": early_stop}
-    save_checkpoint(os.path.join(args.save, CHECKPOINT), arrays, meta)
+    save_checkpoint(os.path.join(save_dir, CHECKPOINT), arrays, meta)
 
 
-def load_state(args, given):
-    """The checkpoint of the run directory args.save; `args` take the run's flags
+def load_state(args, given, save_dir):
+    """The checkpoint of the run directory `save_dir`; `args` take the run's flags
     (resume.py; `given`: the flags on the command line).  -> (arrays, meta, the allowed
     flag changes as log text)"""
-    path = os.path.join(args.save, CHECKPOINT)
+    path = os.path.join(save_dir, CHECKPOINT)
     if not os.path.isfile(path):
-        raise UserError(f"--resume {args.save}: no {CHECKPOINT} in it: the search stopped "
+        raise UserError(f"--resume {save_dir}: no {CHECKPOINT} in it: the search stopped "
                         "before its first checkpoint (written after every epoch and when "
                         "Ctrl-C or SIGTERM stops it); start a new search")
     arrays, meta = load_checkpoint(path)
@@ -66,13 +63,13 @@ def load_state(args, given):
                         f"this darts-paddle runs revision {METHODS_REVISION}: start a new search")
     stopped = meta.get("early_stop")
     if stopped:
-        raise UserError(f"--resume {args.save}: DARTS-ES stopped this search after epoch "
+        raise UserError(f"--resume {save_dir}: DARTS-ES stopped this search after epoch "
                         f"{stopped['epoch']} and kept the architecture of epoch "
-                        f"{stopped['kept_epoch']} ({os.path.join(args.save, 'genotype.json')}); "
+                        f"{stopped['kept_epoch']} ({os.path.join(save_dir, 'genotype.json')}); "
                         "to search on, start a new search")
-    changes = adopt_run_flags(args, given, meta["flags"], args.save)
-    check_unfinished(meta["epoch"], args, args.save,
-                     f"its genotype: {os.path.join(args.save, 'genotype.json')}")
+    changes = adopt_run_flags(args, given, meta["flags"], save_dir)
+    check_unfinished(meta["epoch"], args, save_dir,
+                     f"its genotype: {os.path.join(save_dir, 'genotype.json')}")
     return arrays, meta, changes
 
 
@@ -88,7 +85,7 @@ def _refuse_old_layout(path, meta):
 def _discretization_aware(flags):
     """Do a checkpoint's flags select a method other than plain DARTS (methods/make_method)?
     (PC-DARTS came after revision 1: its checkpoints all have revision 2.)"""
-    from ..search.methods import Darts, make_method
+    from .methods import Darts, make_method
 
     method = make_method(flags["method"], **{k: flags[k] for k in METHOD_FLAGS if k in flags})
     return type(method) is not Darts
@@ -140,19 +137,3 @@ def init_state(programs, runner, arrays, path):
     load_into(runner, {k: names[k] for k in keys}, arrays,
               lambda key, *_: f"--init_from {path}: {key} is missing or has another shape; "
                               "the file was written for a different supernet")
-
-
-def write_history(save_dir, history):
-    """history.json: one record per epoch, rewritten atomically; strict JSON (a non-finite
-    number is a bug: the loop stops a diverged search before it records the epoch)."""
-    write_atomic(os.path.join(save_dir, HISTORY),
-                 lambda f: json.dump(history, f, indent=1, allow_nan=False), mode="w")
-
-
-def read_history(save_dir, epochs):
-    """The records of the first `epochs` epochs of a run directory ([] for a new run)."""
-    path = os.path.join(save_dir, HISTORY)
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)[:epochs]

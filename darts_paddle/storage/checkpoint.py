@@ -15,6 +15,7 @@ from .atomic import write_atomic
 from ..errors import UserError
 
 META_KEY = "__meta__"
+CHECKPOINT = "checkpoint.npz"  # the file of a run directory that --resume continues
 
 
 def save_checkpoint(path, arrays, meta):

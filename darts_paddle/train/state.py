@@ -11,17 +11,18 @@ import dataclasses
 import logging
 import os
 
-from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from ..storage.checkpoint import CHECKPOINT, load_checkpoint, load_into, save_checkpoint
 from ..data import FOLDER_FLAGS
-from .resume import adopt_run_flags, check_unfinished
+from ..storage.resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_from_json, genotype_to_json, resolve_arch
-from ..train.programs import TrainConfig
+from ..genotype import format_genotype, genotype_from_json, genotype_to_json
+from ..registry import resolve_arch
+from .programs import TrainConfig
 
 log = logging.getLogger("darts_paddle.train")
 
 FORMAT = "darts-paddle-train/1"
-LAST, BEST = "checkpoint.npz", "best.npz"
+BEST = "best.npz"
 # flags that change what a run computes (beside the config's), and where its data are: a
 # resumed run takes them from its checkpoint
 RUN_FLAGS = ("data", "dataset", "batch_size", "seed", "cutout", "cutout_length", "max_steps",
@@ -75,7 +76,7 @@ def resume_point(args):
     """The checkpoint file named by --resume (a file or a run directory)."""
     path = args.resume
     if os.path.isdir(path):
-        path = os.path.join(path, LAST)
+        path = os.path.join(path, CHECKPOINT)
     return path
 
 

@@ -1,5 +1,4 @@
-"""Convert a PyTorch DARTS checkpoint (the original release's layout) into ours
-(the command is darts_paddle/convert_torch.py):
+"""Convert a PyTorch DARTS checkpoint (the original release's layout) into ours:
 
     python -m darts_paddle.convert_torch cifar10_model.pt darts_v2.npz --arch DARTS_V2
     python -m darts_paddle.convert_torch imagenet_model.pt in.npz --arch DARTS_V2 --dataset imagenet
@@ -11,9 +10,9 @@ NetworkImageNet or the search network (model_search.Network).  Read with
 `torch.load(weights_only=True)`: a checkpoint cannot run code.
 
 Output: an evaluation network becomes the checkpoint train.py writes (weights in banks, BN
-statistics in a StatsStore, see state/train_state.py): `train.py --eval_only --model_path OUT`
+statistics in a StatsStore, see train/state.py): `train.py --eval_only --model_path OUT`
 evaluates it and `train.py --init_from OUT` trains from it.  The search network becomes a
-"search weights" file (weights, BN statistics, alphas; search_state.WEIGHTS_FORMAT) that
+"search weights" file (weights, BN statistics, alphas; search/state.py WEIGHTS_FORMAT) that
 `train_search.py --init_from OUT` starts a search from.
 
 The network is built from the flags, each inferred from the tensors when not given (layers
@@ -32,17 +31,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..train import flags, loop
-from .checkpoint import save_checkpoint
-from . import train_state
-from .search_state import WEIGHTS_FORMAT
-from ..cli import DATASETS, run_main, setup_logging
+from ..storage.checkpoint import save_checkpoint
+from ..train import state as train_state
+from ..search.state import WEIGHTS_FORMAT
+from ..cli import run_main
+from ..data.flags import DATASETS
+from ..run.logs import setup_logging
 from ..data import get_spec
 from ..errors import UserError
-from ..genotype import reduction_layers, resolve_arch
+from ..genotype import reduction_layers
+from ..registry import resolve_arch
 from ..nets.networks import build_network
 from ..search.supernet import SearchNetwork
 from .torch_checkpoint import ALPHA_KEYS, ALPHAS_HINT, read_alphas, read_torch_checkpoint
-from .torch_layout import eval_assignments, search_assignments, target_shapes
+from .layout import eval_assignments, search_assignments, target_shapes
 
 log = logging.getLogger("darts_paddle.convert")
 
