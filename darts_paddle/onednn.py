@@ -7,17 +7,16 @@ a kernel for on oneDNN, the depthwise convs included (the program is built with 
 conv2d for them: our custom op would read the oneDNN ops' outputs in their own memory
 layout).  Paddle then runs the program one op at a time in the calling thread, so
 `threads` gives oneDNN's kernels every core for the run, and without its in-place pass
-(`without_inplace`).  A DARTS_V2 inference batch (C 36, 20 layers, batch 96) takes 2.5 s
-instead of 3.8 s on 2 cores (docs/paddle.md section 8).  No gradients are involved, so
-the sign errors below cannot occur; tests/test_onednn.py compares whole inference
-programs with the default kernels.
+(`without_inplace`); inference then runs faster than on the default kernels
+(docs/paddle.md section 8).  No gradients are involved, so the sign errors below cannot
+occur; tests/test_onednn.py compares whole inference programs with the default kernels.
 
 Opt-in for the other programs: the depthwise convolutions on oneDNN, every other op on
 Paddle's default CPU kernels (`DARTS_PADDLE_DEPTHWISE=onednn`, see runtime.py).
 
 Why: Paddle 3.3's default CPU depthwise kernel (one small GEMM per channel, one thread) is
-3/4 of a supernet pass and 2-4x slower than oneDNN's on the same shapes; oneDNN's is level
-with PyTorch's (bench/compare_torch.py).  `FLAGS_use_onednn` cannot be used: it is global,
+most of a supernet pass and several times slower than oneDNN's, which is level with
+PyTorch's (docs/paddle.md section 8).  `FLAGS_use_onednn` cannot be used: it is global,
 crashes non-affine BN and silently flips the sign of some broadcast gradients
 (docs/paddle.md section 8).  So only `pd_op.depthwise_conv2d` and
 `pd_op.depthwise_conv2d_grad` are rewritten, by a declarative rewrite rule (DRR), into their `onednn_op` twins, whose
@@ -28,9 +27,9 @@ gradient pass against the default kernels.
 The catch: Paddle's executor runs a program that holds any oneDNN op one op at a time
 (PirInterpreter's trace mode), so the other ops lose the two-ops-side-by-side parallelism
 of the default; OpenMP threads (runtime.py sets OMP_NUM_THREADS = 2 for this mode) only
-help oneDNN's and MKL's kernels.  Measured on 2 cores: a supernet gradient pass at batch
-16 takes 2.6 s instead of 3.6 s, while a DARTS_V2 training step (more elementwise work,
-fewer depthwise convs) gains nothing.
+help oneDNN's and MKL's kernels.  So a supernet gradient pass gains, while a DARTS_V2
+training step (more elementwise work, fewer depthwise convs) gains nothing
+(docs/performance.md).
 
 This leans on Paddle internals (the DRR Python binding, the onednn_op dialect, which only
 exists once oneDNN has run a program): `place_depthwise` returns 0 and the program keeps

@@ -20,9 +20,9 @@ def merge_repeated_ops(program):
     subexpression pass): the shape and axis constants, zero tensors and list packings that
     every BN, reshape, pool and concat brings.  The executor's preparation of a program
     grows faster than its op count (docs/paddle.md section 1), so the gradient program
-    starts about 4 s sooner.  The pass leaves alone ops with side effects, ops whose
-    results an in-place op writes, and persistable inputs, so it is for programs that never
-    read a variable again after writing it in place (a forward/backward pass, with the
+    starts sooner.  The pass leaves alone ops with side effects, ops whose results an
+    in-place op writes, and persistable inputs, so it is for programs that never read a
+    variable again after writing it in place (a forward/backward pass, with the
     optimizer's updates at its end), not for the architect's vector programs."""
     pir.apply_cse_pass(program)
     return program
@@ -58,12 +58,12 @@ def fast_build(build):
 
     - Call stacks: Paddle stores on every op the stack `traceback.extract_stack()` returns
       (C++ looks it up on the module at each op), for its error messages; reading every
-      frame's source line for each of the ~8,000 ops the gradient program's backward
-      appends cost seconds.  The stack is empty meanwhile: a failing op's message names
+      frame's source line for each of the thousands of ops the backward appends is a
+      large part of a build.  The stack is empty meanwhile: a failing op's message names
       the op without our source line.
     - Op listings: Paddle's backward lists the whole block three times per op it
       differentiates (`len(block.ops)` twice and the list once, in `append_backward_ops`),
-      24 million op wrappers and 4.5 s of an 8 s build for the DARTS gradient program.
+      about half of the DARTS gradient program's build.
       `pir.Block.ops` gives a view meanwhile whose length asks the block for its count
       and which lists the ops once, when an op is first read."""
     @functools.wraps(build)

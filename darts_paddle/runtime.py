@@ -5,27 +5,26 @@ Paddle its GFLAGS when they first load, so they cannot be changed by the code th
 programs.  Every entry point calls `configure()` first; users override any default by
 exporting the variable themselves (we never overwrite what is already set).
 
-Defaults chosen by measurement on a 2-core CPU (bench/search_bench.py, README):
-- Paddle's CPU depthwise convolutions (3/4 of a search pass) are single-threaded, so the
+Defaults chosen by measurement (docs/paddle.md section 7, docs/performance.md):
+- Paddle's CPU depthwise convolutions (most of a search pass) are single-threaded, so the
   executor running independent ops side by side (FLAGS_new_executor_serial_run = 0) with
-  single-threaded kernels (OMP_NUM_THREADS = 1, FLAGS_paddle_num_threads = 1) is fastest:
-  a batch-64 gradient pass takes 13.5 s against 23.5 s with one op at a time and two OpenMP
-  threads, for 7.6 GB peak memory instead of 5.6 GB (the architect's in-place vector
-  programs passed tests/test_search_core.py in both modes when this default was chosen);
+  single-threaded kernels (OMP_NUM_THREADS = 1, FLAGS_paddle_num_threads = 1) is fastest,
+  for more peak memory than one op at a time with two OpenMP threads (the architect's
+  in-place vector programs passed tests/test_search_core.py in both modes when this
+  default was chosen);
   our depthwise kernel (kernels/, DARTS_PADDLE_DEPTHWISE=kernel, the default) keeps this
   mode, one thread per op;
 - with DARTS_PADDLE_DEPTHWISE=onednn (opt-in, onednn.py) the depthwise convs run on
   oneDNN, multi-threaded; the executor then runs the program's ops one at a time, so
-  OpenMP gets both cores (OMP_NUM_THREADS = 2): a batch-16 pass takes 2.7 s against 3.6 s
-  (3.8 s with one thread);
-- glibc's default malloc returns the large conv buffers to the kernel after every op
-  (40 % of a batch-64 step went to page faults); raising the mmap and trim thresholds
-  keeps them in the heap.  Set through mallopt() because the MALLOC_* variables are only
-  read at process start.  One malloc arena for all threads, so that memory one thread
+  OpenMP gets both cores (OMP_NUM_THREADS = 2, docs/paddle.md section 8);
+- glibc's default malloc returns the large conv buffers to the kernel after every op,
+  and a step then spends much of its time in page faults; raising the mmap and trim
+  thresholds keeps them in the heap.  Set through mallopt() because the MALLOC_*
+  variables are only read at process start.  One malloc arena for all threads, so that memory one thread
   frees serves the others, which `prefault` relies on;
-- touching fresh memory is slow here (about 3 s per GB of system time on this virtual
-  machine: 15-17 s of a batch-64 search's first step), so `prefault` touches the heap the
-  first passes will need on the second core while the first builds the programs.
+- touching fresh memory is slow on the virtual machine we measured on (docs/paddle.md
+  section 7), and a search's first passes need gigabytes of it, so `prefault` touches the
+  heap they will need on the second core while the first builds the programs.
 """
 
 import ctypes

@@ -20,10 +20,9 @@ class DatasetSpec:
     md5: Dict[str, str] = field(default_factory=dict)
     flip: bool = True              # horizontal flip is a valid augmentation
     in_memory: bool = True         # whole set decoded into one uint8 array
-    # In-memory 32x32 sets: one CIFAR-sized batch of 64 costs ~4 ms in the main process
-    # (measured on this 2-core machine: 200 batches 0.85 s with 0 workers, 1.1 s with
-    # 1 or 2, the workers' IPC outweighing the work), far below a search step, so no
-    # workers; ImageNet decodes JPEGs per sample and gets 2.
+    # In-memory 32x32 sets: batching in the main process costs far less than a search step,
+    # and less than handing the batches over from worker processes, so no workers
+    # (docs/paddle.md section 10); ImageNet decodes JPEGs per sample and gets 2.
     default_workers: int = 0
     classes: Tuple[str, ...] = ()  # class names, where the data name them (folder)
     eval_split: str = "test"       # the name of the split train.py evaluates on

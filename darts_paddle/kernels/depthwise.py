@@ -1,8 +1,8 @@
 """Our CPU depthwise convolution (depthwise.cc) as a Paddle op, compiled on first use.
 
-Why: Paddle 3.3's CPU depthwise kernel is single-threaded and 2-4x slower than oneDNN's or
-PyTorch's on the networks' shapes, and it is 80 % of a search pass; oneDNN is no way out
-by default (onednn.py: it makes the executor run one op at a time).  Ours is a custom op,
+Why: Paddle 3.3's CPU depthwise kernel is single-threaded, several times slower than
+oneDNN's or PyTorch's on the networks' shapes, and most of a search pass; oneDNN is no way
+out by default (onednn.py: it makes the executor run one op at a time).  Ours is a custom op,
 so the executor keeps running independent ops side by side (docs/paddle.md section 11).
 
 The op: x [N, Cin, H, W] and weights [C_g, 1, k_g, k_g] (dilation d_g each) stacked to
@@ -38,7 +38,7 @@ OP = "darts_depthwise_conv2d"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "depthwise.cc")
 CXX_FLAGS = ["-O3", "-march=native", "-fopenmp", "-g0"]  # -g0: Paddle's builder adds -g
 # OpenMP threads per op (DARTS_PADDLE_KERNEL_THREADS overrides): the executor already runs
-# two ops side by side on the 2 cores we measured on (docs/paddle.md section 11)
+# two ops side by side, so a second thread per op did not pay (docs/paddle.md section 11)
 THREADS = 1
 THREADS_VARIABLE = "DARTS_PADDLE_KERNEL_THREADS"
 
