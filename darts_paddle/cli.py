@@ -61,7 +61,7 @@ def fraction(text):
 
 
 def add_visualdl_flag(p):
-    """--visualdl, of the three scripts (vdl.py); free on --resume, so give it again."""
+    """--visualdl, of the three scripts (run/vdl.py); free on --resume, so give it again."""
     p.add_argument("--visualdl", action="store_true", default=False,
                    help="also write scalars and cell pictures to SAVE_DIR/vdl for "
                         "`visualdl --logdir SAVE_DIR/vdl` (needs pip install visualdl)")
@@ -78,7 +78,7 @@ def given_flags(parser, argv=None):
 
 def run_main(fn, argv=None):
     """Run a script's body: user mistakes become one `error:` line and exit status 2; Ctrl-C
-    and SIGTERM exit with 128 + the signal's number (stop.py)."""
+    and SIGTERM exit with 128 + the signal's number (run/stop.py)."""
     try:
         with handle_signals():
             fn(argv)
