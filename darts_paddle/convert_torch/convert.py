@@ -300,8 +300,8 @@ def _eval_meta(target, source):
                               "--layers", str(target.layers)]
                              + (["--auxiliary"] if target.auxiliary else []))
     cfg = loop.make_config(args, get_spec(target.dataset), target.kind)
-    return train_state.metadata(args, cfg, target.genotype, 0, {"acc": 0.0, "epoch": 0}, None,
-                                None, converted_from=source)
+    return train_state.metadata(args, cfg, target.genotype, train_state.START,
+                                converted_from=source)
 
 
 def _search_meta(target, source):

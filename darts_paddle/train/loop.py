@@ -174,22 +174,21 @@ def train(args, kind, ctx, given=()):
     ctx.log_args(args)
     programs, runner = build(cfg, genotype, args.seed, world=ctx.world,
                              place=ctx.start_processes(args.batch_size))
-    start, best, meta = 0, {"acc": 0.0, "epoch": 0}, None
-    step, saved_meter = 0, None  # where a run stopped mid-epoch goes on
-    is_best = False
+    progress, (step, saved_meter) = dict(state.START), (0, None)
     if resume:
-        start, best, meta = state.continue_from(resume, programs, runner)
-        step, saved_meter = meta.get("step", 0), meta.get("meter")
+        progress, (step, saved_meter) = state.continue_from(resume, programs, runner)
     elif initial:
         state.init_weights(programs, runner, *initial, args.init_from)
         log.info("weights and BN statistics from %s; a fresh run from epoch 1", args.init_from)
     if ctx.world.distributed:
         distributed.barrier(ctx.world, "start")  # builds take unequal time; gloo waits 30 s
         broadcast_state(programs, runner)
+    checkpoint = lambda progress, **extra: state.metadata(  # noqa: E731
+        args, cfg, genotype, progress, **extra)
     with ctx.epochs(args.visualdl, epoch_steps(train_loader, args.max_steps)):
-        if start == 0 and step == 0:
+        if progress["epoch"] == 0 and step == 0:
             ctx.board.cells(genotype, 0)
-        for epoch in range(start, cfg.epochs):
+        for epoch in range(progress["epoch"], cfg.epochs):
             rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
             log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, *rates.values())
             meter, stopped_at = train_epoch(epoch, args, programs, runner, train_loader, ctx=ctx,
@@ -197,19 +196,20 @@ def train(args, kind, ctx, given=()):
             step, saved_meter = 0, None
             if stopped_at is not None:
                 ctx.stop_in_epoch(
-                    lambda: save_mid_epoch(args, programs, runner, ctx.save_dir, genotype, epoch,
-                                           stopped_at, meter, best, meta),
+                    lambda: save(ctx, programs, runner, checkpoint(
+                        progress, step=stopped_at, meter=meter.state())),
                     f"stopped after step {stopped_at} of epoch {epoch + 1}: ")
             log.info("train_acc %f", 100 * meter.means[1])
             programs.lr_scheduler.step()
+            best = False
             if ctx.is_main:  # the others wait at the barrier while rank 0 evaluates
                 test = evaluate(args, programs, runner, test_loader,
                                 f"epoch {epoch + 1}/{cfg.epochs} test ")
                 log.info("valid_acc %f top5 %f", 100 * test[1], 100 * test[2])
-                best, meta, is_best = track_best(args, cfg, genotype, epoch, best, test, meter)
+                progress, best = after_epoch(progress, test, meter)
                 ctx.board.epoch(board_record(epoch, rates, meter.means, test))
             ctx.end_epoch(epoch + 1, last=epoch + 1 == cfg.epochs,
-                          save=lambda: save_epoch(ctx.save_dir, programs, runner, meta, is_best))
+                          save=lambda: save(ctx, programs, runner, checkpoint(progress), best))
     if not ctx.is_main:
         return None
     if args.export:
@@ -217,8 +217,9 @@ def train(args, kind, ctx, given=()):
         export_inference_model(programs, runner, ctx.path("inference"), x,
                                onnx=args.export == "onnx")
     log.info("done: best test accuracy %.2f%% (epoch %d), last %.2f%% (epoch %d)",
-             100 * meta["best_acc"], meta["best_epoch"], 100 * meta["test_acc"], meta["epoch"])
-    return meta
+             100 * progress["best_acc"], progress["best_epoch"], 100 * progress["test_acc"],
+             progress["epoch"])
+    return checkpoint(progress)
 
 
 def broadcast_state(programs, runner):
@@ -227,22 +228,22 @@ def broadcast_state(programs, runner):
     runner.run(distributed.build_broadcast_program({n: runner.get(n) for n in names}))
 
 
-def track_best(args, cfg, genotype, epoch, best, test, meter):
-    """After an epoch's test: (best {"acc", "epoch"}, the checkpoint's metadata, whether
-    this epoch is the best so far)."""
-    test_acc = float(test[1])
-    is_best = test_acc > best["acc"] or epoch == 0
-    if is_best:
-        best = {"acc": test_acc, "epoch": epoch + 1}
-    meta = state.metadata(args, cfg, genotype, epoch + 1, best, test_acc, float(meter.means[1]))
-    return best, meta, is_best
+def after_epoch(progress, test, meter):
+    """The progress after an epoch with its test (loss, top-1, top-5) and training meter,
+    and whether the epoch is the best so far (the first one is)."""
+    test_acc, done = float(test[1]), progress["epoch"] + 1
+    best = test_acc > progress["best_acc"] or done == 1
+    return {"epoch": done,
+            "best_acc": test_acc if best else progress["best_acc"],
+            "best_epoch": done if best else progress["best_epoch"],
+            "test_acc": test_acc, "train_acc": float(meter.means[1])}, best
 
 
-def save_epoch(save_dir, programs, runner, meta, is_best):
-    """The checkpoint after an epoch, and best.npz when it is the best so far."""
-    state.save(os.path.join(save_dir, CHECKPOINT), programs, runner, meta)
-    if is_best:
-        state.save(os.path.join(save_dir, state.BEST), programs, runner, meta)
+def save(ctx, programs, runner, meta, best=False):
+    """The run's checkpoint, and best.npz too when the epoch is the best so far."""
+    state.save(ctx.path(CHECKPOINT), programs, runner, meta)
+    if best:
+        state.save(ctx.path(state.BEST), programs, runner, meta)
 
 
 def board_record(epoch, rates, train, test):
@@ -252,14 +253,6 @@ def board_record(epoch, rates, train, test):
     for split, means in (("train", train), ("test", test)):
         record.update(zip((f"{split}_loss", f"{split}_acc", f"{split}_top5"), means))
     return record
-
-
-def save_mid_epoch(args, programs, runner, save_dir, genotype, epoch, step, meter, best, meta):
-    """The checkpoint of a run stopped after `step` steps of `epoch`."""
-    last = meta or {"test_acc": None, "train_acc": None}
-    state.save(os.path.join(save_dir, CHECKPOINT), programs, runner, state.metadata(
-        args, programs.config, genotype, epoch, best, last["test_acc"], last["train_acc"],
-        step=step, meter=meter.state()))
 
 
 def eval_only(args):

@@ -30,10 +30,17 @@ RUN_FLAGS = ("data", "dataset", "batch_size", "seed", "cutout", "cutout_length",
 DEFAULT_ARCH = "DARTS"
 
 
-def metadata(args, cfg, genotype, epoch, best, test_acc, train_acc, **extra):
-    """What a checkpoint holds beside the arrays; best = {"acc", "epoch"}."""
-    return dict(format=FORMAT, epoch=epoch, best_acc=best["acc"], best_epoch=best["epoch"],
-                test_acc=test_acc, train_acc=train_acc, genotype=genotype_to_json(genotype),
+# where a run is: finished epochs, the best test accuracy and its epoch, the last epoch's
+# test and train accuracies (None before the first); a run stopped in mid-epoch adds its
+# "step" and "meter"
+PROGRESS = ("epoch", "best_acc", "best_epoch", "test_acc", "train_acc")
+START = dict(epoch=0, best_acc=0.0, best_epoch=0, test_acc=None, train_acc=None)
+
+
+def metadata(args, cfg, genotype, progress, **extra):
+    """What a checkpoint holds beside the arrays: the run's `progress` (PROGRESS), genotype,
+    network config and run flags."""
+    return dict(format=FORMAT, **progress, genotype=genotype_to_json(genotype),
                 config=dataclasses.asdict(cfg),
                 args={k: getattr(args, k, None) for k in RUN_FLAGS}, **extra)
 
@@ -120,15 +127,15 @@ def arch_and_start(args, given):
 
 
 def continue_from(resume, programs, runner):
-    """Restore a checkpoint read for --resume; returns (start epoch, best, metadata)."""
+    """Restore a checkpoint read for --resume; returns its progress (PROGRESS) and, for a
+    run stopped in mid-epoch, (the step it goes on from, the epoch's Meter state)."""
     path, arrays, meta = resume
     restore(programs, runner, arrays, path)
-    start, best = meta["epoch"], {"acc": meta["best_acc"], "epoch": meta["best_epoch"]}
-    for _ in range(start):  # replay the schedule: the same float the first run had
+    for _ in range(meta["epoch"]):  # replay the schedule: the same float the first run had
         programs.lr_scheduler.step()
-    log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, start,
-             100 * best["acc"])
-    return start, best, meta
+    log.info("resumed from %s after epoch %d (best test accuracy %.2f%%)", path, meta["epoch"],
+             100 * meta["best_acc"])
+    return {k: meta[k] for k in PROGRESS}, (meta.get("step", 0), meta.get("meter"))
 
 
 # --------------------------------------------------------------------------- --init_from
