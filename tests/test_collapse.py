@@ -30,8 +30,8 @@ from darts_paddle.search.programs import SearchConfig  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.viz.command import main as visualize  # noqa: E402
 
-import search_reference  # noqa: E402
-from search_runs import run_dir, search_flags  # noqa: E402
+from tests.helpers import search_reference  # noqa: E402
+from tests.helpers.search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
 
 # float64, and the reference's finite-difference step 1e-5: no ReLU or max-pool switches

@@ -31,9 +31,9 @@ from darts_paddle.runner import Prog  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.train.programs import TrainConfig, build_train_programs, criterion  # noqa: E402
 
-import data_fixtures as fx  # noqa: E402
-import launching  # noqa: E402
-from launching import REPO, launched  # noqa: E402
+from tests.helpers import data_fixtures as fx  # noqa: E402
+from tests.helpers import launching  # noqa: E402
+from tests.helpers.launching import REPO, launched  # noqa: E402
 
 CIFAR10 = get_spec("cifar10")
 

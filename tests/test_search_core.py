@@ -1,7 +1,7 @@
 """Search core: the fused supernet, the gradient program and the architect.
 
 Everything numerical is checked against an independent computation: a per-edge supernet
-written in tests/search_reference.py, finite differences in float64, numpy optimizers.
+written in tests/helpers/search_reference.py, finite differences in float64, numpy optimizers.
 """
 
 import dataclasses
@@ -20,7 +20,7 @@ from darts_paddle.search.programs import (  # noqa: E402
     SearchConfig, build_gradient_program, search_network)
 from darts_paddle.search.supernet import ALPHAS, SearchNetwork  # noqa: E402
 
-import search_reference  # noqa: E402
+from tests.helpers import search_reference  # noqa: E402
 
 # hessian_r: the paper's R = 0.01/||v|| is far too coarse for finite differences in a net
 # this small (ReLU and max-pool kinks everywhere); 1e-5 makes the Hessian-vector product

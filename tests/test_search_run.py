@@ -19,7 +19,7 @@ from darts_paddle.search import architect  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
-from search_runs import run_dir, search_flags  # noqa: E402
+from tests.helpers.search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
 
 

@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from search_runs import search_flags
+
+from tests.helpers.search_runs import search_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

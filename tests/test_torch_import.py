@@ -41,8 +41,8 @@ from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.train.programs import build_train_programs  # noqa: E402
 
-import data_fixtures as fx  # noqa: E402
 import train as train_script  # noqa: E402
+from tests.helpers import data_fixtures as fx  # noqa: E402
 
 # every op kind: strided and plain skip_connect, both pools (strided too), all convs
 ALL_OPS = Genotype(

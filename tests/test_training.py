@@ -25,7 +25,7 @@ from darts_paddle.train.programs import (TrainConfig, build_train_programs,  # n
                                          criterion)
 
 import train as train_script  # noqa: E402
-from stopping import sigterm_during  # noqa: E402
+from tests.helpers.stopping import sigterm_during  # noqa: E402
 
 
 def make(cfg, genotype=G.DARTS_V2):

@@ -24,7 +24,7 @@ from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 
 import train as train_script  # noqa: E402
 import train_search  # noqa: E402
-from stopping import sigterm_during  # noqa: E402
+from tests.helpers.stopping import sigterm_during  # noqa: E402
 
 
 def read_board(run):
