@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import compare_torch  # bench/ is on pytest's pythonpath (pyproject.toml)
+from bench import compare_torch
 
 
 def test_without_torch_it_says_how_to_install_and_fails(monkeypatch, capsys):

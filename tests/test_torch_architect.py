@@ -19,8 +19,8 @@ from darts_paddle.runtime import import_paddle  # noqa: E402
 paddle = import_paddle()
 
 from darts_paddle.state import convert_torch, search_state  # noqa: E402
-from torch_reference import architect as ta  # noqa: E402
-from torch_reference import models as tm  # noqa: E402
+from bench.torch_reference import architect as ta  # noqa: E402
+from bench.torch_reference import models as tm  # noqa: E402
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import Architect  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402

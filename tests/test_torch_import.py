@@ -30,7 +30,7 @@ from darts_paddle.search import loop as search_loop  # noqa: E402
 from darts_paddle.state import convert_torch, search_state, torch_checkpoint  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
 from darts_paddle.state import train_state  # noqa: E402
-from torch_reference import models as tm  # noqa: E402
+from bench.torch_reference import models as tm  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.state.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
