@@ -54,6 +54,7 @@ def arch_values(programs, runner):
     return {n: runner.get(n) for n in programs.arch.names}
 
 
+@pytest.mark.slow
 def test_partial_channel_supernet_is_the_authors_per_edge_network(search):
     programs, runner = search
     assert programs.arch.names == ["alphas_normal", "alphas_reduce", "betas_normal",

@@ -34,6 +34,8 @@ from tests.helpers import search_probe as probe_script  # noqa: E402
 from tests.helpers import search_runs  # noqa: E402
 from tests.helpers.launching import REPO, launched  # noqa: E402
 
+pytestmark = [pytest.mark.distributed, pytest.mark.subprocess, pytest.mark.slow]
+
 HALVES = (slice(0, 2), slice(2, 4))  # the two processes' parts of a batch of 4
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers.search_runs import search_flags
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

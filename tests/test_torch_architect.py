@@ -27,6 +27,8 @@ from darts_paddle.search.programs import SearchConfig, build_search_programs  # 
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 C, LAYERS, SIZE, BATCH, ETA = 4, 3, 8, 4, 0.025
 
 
@@ -66,6 +68,7 @@ def as_torch(batch):
 
 
 @pytest.mark.parametrize("unrolled", [False, True])
+@pytest.mark.slow
 def test_torch_architect_gives_our_alpha_gradient(unrolled):
     net = torch_side(1)
     programs, runner = paddle_side(net)
@@ -117,6 +120,7 @@ def torch_alpha_hessian(net, x, y):
     return torch.stack(rows).numpy()
 
 
+@pytest.mark.slow
 def test_lambda_max_is_the_largest_eigenvalue_of_pytorchs_double_backward_hessian():
     """H u to 1e-6 relatively, and lambda_max with the search's defaults (10 Lanczos steps,
     the alphas' weight decay 1e-3 on the diagonal as RobustDARTS adds it) within 1e-3 of

@@ -44,6 +44,8 @@ from darts_paddle.train.programs import build_train_programs  # noqa: E402
 import train as train_script  # noqa: E402
 from tests.helpers import data_fixtures as fx  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 # every op kind: strided and plain skip_connect, both pools (strided too), all convs
 ALL_OPS = Genotype(
     normal=[("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("dil_conv_3x3", 0), ("dil_conv_5x5", 2),
@@ -245,6 +247,7 @@ def load_search(path):
 
 
 @pytest.mark.parametrize("alphas_in", ["state_dict", "--alphas"])
+@pytest.mark.slow
 def test_search_network_gives_the_same_loss_and_alpha_gradient(supernet, alphas_in, tmp_path):
     source, out = tmp_path / "weights.pt", tmp_path / "supernet.npz"
     state = supernet.state_dict()
@@ -405,6 +408,7 @@ def test_init_from_mistakes_are_one_error_line(extra, message, cifar_root, tmp_p
 
 # --------------------------------------------------------------------------- train_search.py --init_from
 
+@pytest.mark.slow
 def test_train_search_init_from_a_converted_supernet(tmp_path, monkeypatch, capsys):
     import train_search
 

@@ -169,6 +169,7 @@ def run_dir(save):
     return path
 
 
+@pytest.mark.slow
 def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_path,
                                                                 monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -216,6 +217,7 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
         glob.glob(os.path.join(full, "inference", "model.*"))
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_and_resume_alone_continues_bit_identically(
         cifar_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -50,6 +50,7 @@ def search_flags(root, save, *extra):
             "--report_freq", "1", "--eigen_iterations", "1", "--visualdl", *extra]
 
 
+@pytest.mark.slow
 def test_search_board_matches_history(fashion_root, tmp_path, monkeypatch, capsys):
     pytest.importorskip("visualdl")
     monkeypatch.chdir(tmp_path)
