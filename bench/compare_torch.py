@@ -42,12 +42,11 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, HERE]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # run as a script: bench and darts_paddle from the root
+    sys.path.insert(0, ROOT)
 
-import eval_bench  # noqa: E402
-import search_bench  # noqa: E402
+from bench import eval_bench, search_bench  # noqa: E402
 from darts_paddle.runtime import DEPTHWISE_BACKENDS, depthwise_backend  # noqa: E402
 
 INSTALL_HINT = ("compare_torch needs PyTorch: pip install torch==2.13.0 (CPU build) or "
@@ -102,8 +101,8 @@ def torch_search_child(batch, steps, process_start, threads, interop, malloc):
     import numpy as np
 
     torch = torch_setup(threads, interop, malloc)
-    from torch_reference import architect as ta
-    from torch_reference import models as tm
+    from bench.torch_reference import architect as ta
+    from bench.torch_reference import models as tm
 
     model = tm.search_network(16, 10, 8)
     optimizer = ta.weight_optimizer(model)
@@ -142,7 +141,7 @@ def torch_eval_child(steps, threads, interop, malloc):
     torch = torch_setup(threads, interop, malloc)
     import torch.nn.functional as F
 
-    from torch_reference import models as tm
+    from bench.torch_reference import models as tm
 
     e = EVAL
     model = tm.eval_network("cifar", e["arch"], e["C"], e["num_classes"], e["layers"], True)

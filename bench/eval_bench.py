@@ -26,9 +26,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from search_bench import random_batches  # noqa: E402  (drawn apart from weights and masks)
+if __name__ == "__main__":  # run as a script: bench and darts_paddle from the root
+    sys.path.insert(0, ROOT)
+
+from bench.search_bench import random_batches  # noqa: E402  (drawn apart from weights and masks)
 
 DROP_PROB = 0.1  # drop path mid-training (the probability ramps from 0 to drop_path_prob)
 

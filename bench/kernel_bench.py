@@ -22,10 +22,11 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.dirname(HERE), HERE]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # run as a script: bench and darts_paddle from the root
+    sys.path.insert(0, ROOT)
 
-import search_bench  # noqa: E402
+from bench import search_bench  # noqa: E402
 
 KINDS = {"sep 3x3": (3, 1, 1), "sep 5x5": (5, 1, 1), "dil 3x3": (3, 1, 2),
          "dil 5x5": (5, 1, 2), "3x3 stride 2": (3, 2, 1)}  # name: kernel, stride, dilation

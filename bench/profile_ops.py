@@ -27,9 +27,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, HERE]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # run as a script: bench and darts_paddle from the root
+    sys.path.insert(0, ROOT)
 
 # op kinds, first match wins (names without the dialect prefix and the _grad suffix)
 KINDS = [
@@ -54,7 +54,7 @@ def kind_of(op):
 def search_runner():
     import numpy as np
 
-    from search_bench import random_batches
+    from bench.search_bench import random_batches
 
     from darts_paddle.search.architect import ON
     from darts_paddle.search.programs import SearchConfig, build_search_programs
@@ -75,8 +75,8 @@ def search_runner():
 def eval_runner():
     import numpy as np
 
-    from eval_bench import CONFIGS, DROP_PROB
-    from search_bench import random_batches
+    from bench.eval_bench import CONFIGS, DROP_PROB
+    from bench.search_bench import random_batches
 
     from darts_paddle.registry import resolve_arch
     from darts_paddle.nets.networks import drop_path_masks
@@ -179,7 +179,7 @@ def main():
     if ARGS.child:
         print(json.dumps(child(ARGS.child)))
         return
-    from search_bench import child_result
+    from bench.search_bench import child_result
 
     for program in ARGS.programs:
         report(child_result(__file__, ["--child", program, *sys.argv[1:]], program))

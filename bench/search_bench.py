@@ -36,7 +36,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+if __name__ == "__main__":  # run as a script: bench and darts_paddle from the root
+    sys.path.insert(0, ROOT)
+
 DATA_SEED = 1  # the batches, drawn apart from the weights: compare_torch.py feeds PyTorch the same
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import data_fixtures as fx
+from tests.helpers import data_fixtures as fx
 
 
 @pytest.fixture(scope="session")

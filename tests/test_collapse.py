@@ -30,8 +30,8 @@ from darts_paddle.search.programs import SearchConfig  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.viz.command import main as visualize  # noqa: E402
 
-import search_reference  # noqa: E402
-from search_runs import run_dir, search_flags  # noqa: E402
+from tests.helpers import search_reference  # noqa: E402
+from tests.helpers.search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
 
 # float64, and the reference's finite-difference step 1e-5: no ReLU or max-pool switches
@@ -95,6 +95,7 @@ def state(programs, runner):
     return {k: runner.get(name) for k, name in programs.state_names().items()}
 
 
+@pytest.mark.slow
 def test_hessian_vector_product_matches_the_hessians_columns(projected):
     architect, data, basis, columns = projected
     before = state(architect.p, architect.runner)
@@ -120,6 +121,7 @@ def test_hessian_vector_product_matches_the_hessians_columns(projected):
     assert all(np.array_equal(before[key], after[key]) for key in before)
 
 
+@pytest.mark.slow  # the `projected` Hessian, ~20-40 s a method, is its cost too
 def test_lanczos_finds_the_largest_eigenvalue(projected):
     """The Lanczos iteration on P^T H P through the search's Hessian-vector products against
     numpy.linalg.eigvalsh of the dense P^T H P: after M steps the Krylov space is the whole
@@ -158,6 +160,7 @@ def test_lanczos_on_a_known_matrix():
 
 
 @pytest.mark.parametrize("method", ["daas", "dadarts"])
+@pytest.mark.slow
 def test_estimate_leaves_the_search_state_bit_identical(method):
     """Either order: the weights, BN statistics, alphas (DAAS's betas), both
     optimizers' buffers (their steps would move weights or alphas too) and the methods' fed
@@ -307,6 +310,7 @@ def tiny_flags(root, save, *extra):
                         *extra)
 
 
+@pytest.mark.slow
 def test_search_records_the_signs_stops_early_and_draws_them(fashion_root, tmp_path,
                                                             monkeypatch, capsys):
     """A tiny search of 3 epochs with --max_skip 0 and DARTS-ES on one-epoch windows.  Each

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import compare_torch  # bench/ is on pytest's pythonpath (pyproject.toml)
+from bench import compare_torch
 
 
 def test_without_torch_it_says_how_to_install_and_fails(monkeypatch, capsys):
@@ -27,6 +27,7 @@ def search_result(batch, scale):
             "env": {"OMP_NUM_THREADS": "1"}}
 
 
+@pytest.mark.torch
 def test_table_and_ratio_line(monkeypatch, capsys):
     pytest.importorskip("torch")  # the settings line reads torch's version
     monkeypatch.setattr(compare_torch.search_bench, "run_child",

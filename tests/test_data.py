@@ -4,26 +4,24 @@ import gzip
 import io
 import os
 import stat
-import sys
 import tarfile
 import urllib.error
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import data_fixtures as fx  # noqa: E402
-
-from darts_paddle.data import (  # noqa: E402
+from darts_paddle.data import (
     BatchLoader, Normalize, PadCropFlip, build_transform, cutout, describe, endless_batches,
     get_spec, load_dataset, search_split)
-from darts_paddle.data import download as download_mod  # noqa: E402
-from darts_paddle.data import fashion_mnist as fmnist_mod  # noqa: E402
-from darts_paddle.data.__main__ import main  # noqa: E402
-from darts_paddle.data.imagenet_transforms import (  # noqa: E402
+from darts_paddle.data import download as download_mod
+from darts_paddle.data import fashion_mnist as fmnist_mod
+from darts_paddle.data.__main__ import main
+from darts_paddle.data.imagenet_transforms import (
     ImageNetEval, ImageNetTrain, random_resized_box, shift_hue)
-from darts_paddle.data.loader import sample_rng  # noqa: E402
-from darts_paddle.errors import UserError  # noqa: E402
+from darts_paddle.data.loader import sample_rng
+from darts_paddle.errors import UserError
+
+from tests.helpers import data_fixtures as fx
 
 CIFAR10 = get_spec("cifar10")
 

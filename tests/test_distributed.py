@@ -31,9 +31,9 @@ from darts_paddle.runner import Prog  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.train.programs import TrainConfig, build_train_programs, criterion  # noqa: E402
 
-import data_fixtures as fx  # noqa: E402
-import launching  # noqa: E402
-from launching import REPO, launched  # noqa: E402
+from tests.helpers import data_fixtures as fx  # noqa: E402
+from tests.helpers import launching  # noqa: E402
+from tests.helpers.launching import REPO, launched  # noqa: E402
 
 CIFAR10 = get_spec("cifar10")
 
@@ -191,6 +191,9 @@ def full_run(cifar_root, tmp_path_factory):
 
 
 @launched
+@pytest.mark.distributed
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_two_processes_log_once_and_rank_zero_writes(full_run):
     cwd, run, done = full_run
     assert sorted(os.listdir(run)) == ["best.npz", "checkpoint.npz", "log.txt"]
@@ -236,6 +239,9 @@ def sgd_step(w, v, g, lr, cfg):
 
 
 @launched
+@pytest.mark.distributed
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_two_processes_train_on_the_average_of_their_gradients(full_run, cifar_root):
     _, run, _ = full_run
     arrays, meta = load_checkpoint(os.path.join(run, "checkpoint.npz"))
@@ -270,6 +276,9 @@ def test_two_processes_train_on_the_average_of_their_gradients(full_run, cifar_r
 
 
 @launched
+@pytest.mark.distributed
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_interrupted_two_process_run_resumes_bit_identically(full_run, cifar_root, tmp_path):
     _, full, _ = full_run
     cut = launch(tmp_path, tmp_path / "logs_cut", flags(cifar_root, "cut"),
@@ -288,6 +297,9 @@ def test_interrupted_two_process_run_resumes_bit_identically(full_run, cifar_roo
 
 
 @launched
+@pytest.mark.distributed
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_batch_not_divisible_by_processes_is_one_error_line(cifar_root, tmp_path):
     argv = flags(cifar_root, "odd")
     argv[argv.index("--batch_size") + 1] = "7"

@@ -209,6 +209,7 @@ def _png_size(path):
 
 
 @needs_dot
+@pytest.mark.slow
 def test_main_draws_a_daas_search(capsys, tmp_path):
     from PIL import Image
 

@@ -106,6 +106,7 @@ def test_a_failing_write_function_leaves_no_temporary_and_keeps_its_error(tmp_pa
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.subprocess
 def test_stale_temporaries_go_and_nothing_else(tmp_path):
     # a save killed mid-write, in a process of its own, leaves a real mkstemp temporary
     killed = ("import os, sys; from darts_paddle.storage.atomic import write_atomic; "

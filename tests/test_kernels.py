@@ -213,6 +213,7 @@ def test_exported_programs_keep_paddles_conv2d(monkeypatch):
     assert multiply_adds(build_export_program(programs)) == multiply_adds(programs.infer)
 
 
+@pytest.mark.subprocess
 def test_without_a_compiler_convs_fall_back_to_conv2d(tmp_path, monkeypatch, caplog):
     """A build that fails (here: a source that does not compile) costs one log line."""
     broken = tmp_path / "broken.cc"

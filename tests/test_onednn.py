@@ -105,6 +105,7 @@ def gradients(dtype, depthwise, monkeypatch):
     return programs, {"loss": loss, **{n: runner.get(programs.gradient_name(n)) for n in names}}
 
 
+@pytest.mark.slow
 def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed, monkeypatch):
     programs, got = gradients("float32", "onednn", monkeypatch)
     assert "onednn_op.depthwise_conv2d_grad" in kernels(programs["grad"])
@@ -116,6 +117,7 @@ def test_a_supernet_pass_on_onednn_is_as_accurate_as_the_default_kernels(placed,
         assert ours <= 3 * theirs + 1e-6, (name, ours, theirs)
 
 
+@pytest.mark.slow
 def test_the_supernet_on_paddles_conv2d_equals_it_on_our_kernel(monkeypatch):
     """The two ways nets/ops.depthwise builds the supernet's fused convs (our kernel, one op
     over several weights; Paddle's conv2d per weight over the tiled or split input,

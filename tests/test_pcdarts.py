@@ -1,9 +1,10 @@
 """PC-DARTS (darts_paddle/search/methods/pcdarts.py and the partial channels of
 search/supernet.py) against its authors' code (yuhuixu1993/PC-DARTS, model_search.py and
-train_search.py): the fused supernet against the per-edge network of tests/search_reference.py
-written from their MixedOp (channel split, bypass, max pool, channel_shuffle) and Cell
-(softmax of the betas per node), loss and alpha/beta gradients in float64; the gradients
-against finite differences; their genotype rule; the warm-up and the flags."""
+train_search.py): the fused supernet against the per-edge network of
+tests/helpers/search_reference.py written from their MixedOp (channel split, bypass, max
+pool, channel_shuffle) and Cell (softmax of the betas per node), loss and alpha/beta
+gradients in float64; the gradients against finite differences; their genotype rule; the
+warm-up and the flags."""
 
 import dataclasses
 
@@ -23,7 +24,7 @@ from darts_paddle.search.architect import OFF, Architect  # noqa: E402
 from darts_paddle.search.methods import make_method  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 
-import search_reference  # noqa: E402
+from tests.helpers import search_reference  # noqa: E402
 
 CELLS = ("normal", "reduce")
 # C 8, k 4: the ops of a normal cell see 2 of 8 channels, so the shuffle really permutes;
@@ -54,6 +55,7 @@ def arch_values(programs, runner):
     return {n: runner.get(n) for n in programs.arch.names}
 
 
+@pytest.mark.slow
 def test_partial_channel_supernet_is_the_authors_per_edge_network(search):
     programs, runner = search
     assert programs.arch.names == ["alphas_normal", "alphas_reduce", "betas_normal",

@@ -1,6 +1,6 @@
 """bench/profile_ops.py's bookkeeping: op kinds and the busy time of overlapping ops."""
 
-import profile_ops  # bench/ is on pytest's pythonpath (pyproject.toml)
+from bench import profile_ops
 
 
 def test_kinds_put_gradients_with_their_forward_op():

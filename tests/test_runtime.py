@@ -44,6 +44,7 @@ print(json.dumps({"touched": touched, "later": rss() - before,
 """
 
 
+@pytest.mark.subprocess
 def test_prefaulted_heap_serves_later_allocations():
     """The touched memory stays resident in the process, and 204 MB allocated afterwards,
     in blocks larger than the prefault's, take their pages from it although the main

@@ -1,7 +1,7 @@
 """Search core: the fused supernet, the gradient program and the architect.
 
 Everything numerical is checked against an independent computation: a per-edge supernet
-written in tests/search_reference.py, finite differences in float64, numpy optimizers.
+written in tests/helpers/search_reference.py, finite differences in float64, numpy optimizers.
 """
 
 import dataclasses
@@ -20,7 +20,7 @@ from darts_paddle.search.programs import (  # noqa: E402
     SearchConfig, build_gradient_program, search_network)
 from darts_paddle.search.supernet import ALPHAS, SearchNetwork  # noqa: E402
 
-import search_reference  # noqa: E402
+from tests.helpers import search_reference  # noqa: E402
 
 # hessian_r: the paper's R = 0.01/||v|| is far too coarse for finite differences in a net
 # this small (ReLU and max-pool kinks everywhere); 1e-5 makes the Hessian-vector product
@@ -65,6 +65,7 @@ def test_default_supernet_has_the_published_weight_count():
 
 
 @pytest.mark.parametrize("method", ["darts", "daas", "dadarts", "pcdarts"])
+@pytest.mark.slow
 def test_gradient_program_stays_small(method):
     """The op count (independent of C and image size) of the default 8-cell supernet."""
     cfg = SearchConfig(C=4, layers=8, image_size=8, method=make_method(method))
@@ -95,6 +96,7 @@ def test_merging_repeated_ops_changes_no_output(search, monkeypatch):
         np.testing.assert_allclose(merged, unmerged, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_fused_supernet_equals_per_edge_reference(search):
     programs, runner = search
     x, y = batch(2)
@@ -175,6 +177,7 @@ def test_second_order_alpha_gradient_matches_finite_differences(search):
     runner.set_all({**w, **alpha})
 
 
+@pytest.mark.slow
 def test_second_order_step_is_the_papers_formula():
     """At the paper's R, each piece is recomputed here from independent gradient passes."""
     programs, runner = search_reference.make_search(dataclasses.replace(TINY, hessian_r=0.01))
@@ -233,6 +236,7 @@ def test_weight_step_is_clipped_momentum_sgd_with_weight_decay(search):
                                    atol=1e-6 * lr * np.abs(velocity).max())
 
 
+@pytest.mark.slow
 def test_alpha_step_is_adam_with_weight_decay():
     programs, runner = search_reference.make_search(TINY)
     cfg, rng = programs.config, np.random.default_rng(12)
@@ -254,6 +258,7 @@ def test_alpha_step_is_adam_with_weight_decay():
                                        atol=1e-4 * cfg.arch_learning_rate)
 
 
+@pytest.mark.slow
 def test_first_order_search_lowers_the_training_loss():
     programs, runner = search_reference.make_search(dataclasses.replace(TINY, dtype="float32", unrolled=False))
     architect = Architect(runner, programs)

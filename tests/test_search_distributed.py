@@ -1,7 +1,7 @@
 """Data-parallel search under `python -m paddle.distributed.launch --nproc_per_node 2` on
 the CPU (gloo).
 
-tests/search_probe.py runs in 2 processes and saves what each computed; here one process
+tests/helpers/search_probe.py runs in 2 processes and saves what each computed; here one process
 recomputes it from the published definitions: every gradient is the mean of the gradients
 of the processes' halves of the batch (first order), and so is lambda_max's Hessian-vector
 product, the second-order alpha gradient is DARTS's formula with those mean gradients (R
@@ -28,11 +28,13 @@ from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.search.methods import ARCH, HESSIAN, METHODS, UNROLL  # noqa: E402
 from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 
-import launching  # noqa: E402
-import search_probe as probe_script  # noqa: E402
-import search_runs  # noqa: E402
 import train_search  # noqa: E402
-from launching import REPO, launched  # noqa: E402
+from tests.helpers import launching  # noqa: E402
+from tests.helpers import search_probe as probe_script  # noqa: E402
+from tests.helpers import search_runs  # noqa: E402
+from tests.helpers.launching import REPO, launched  # noqa: E402
+
+pytestmark = [pytest.mark.distributed, pytest.mark.subprocess, pytest.mark.slow]
 
 HALVES = (slice(0, 2), slice(2, 4))  # the two processes' parts of a batch of 4
 
@@ -41,7 +43,7 @@ HALVES = (slice(0, 2), slice(2, 4))  # the two processes' parts of a batch of 4
 def probe(tmp_path_factory):
     out = tmp_path_factory.mktemp("probe")
     done = launching.launch(out, out / "logs", [str(out)],
-                            os.path.join(REPO, "tests", "search_probe.py"))
+                            os.path.join(REPO, "tests", "helpers", "search_probe.py"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {(m, r): dict(np.load(out / f"{m}-rank{r}.npz")) for m in METHODS for r in (0, 1)}
 

@@ -19,7 +19,7 @@ from darts_paddle.search import architect  # noqa: E402
 from darts_paddle.storage.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from darts_paddle.genotype import genotype_from_json, load_genotype_json  # noqa: E402
 
-from search_runs import run_dir, search_flags  # noqa: E402
+from tests.helpers.search_runs import run_dir, search_flags  # noqa: E402
 import train_search  # noqa: E402
 
 
@@ -27,6 +27,7 @@ def final_state(path):
     return load_checkpoint(os.path.join(path, "checkpoint.npz"))
 
 
+@pytest.mark.slow
 def test_search_resumes_bit_identical_after_ctrl_c(fashion_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.run_main(train_search.main, search_flags(fashion_root, "full", "--unrolled")) == 0
@@ -63,6 +64,7 @@ def test_search_resumes_bit_identical_after_ctrl_c(fashion_root, tmp_path, monke
     assert json.load(open(os.path.join(cut, "history.json"))) == history
 
 
+@pytest.mark.slow
 def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, monkeypatch,
                                                       capsys):
     monkeypatch.chdir(tmp_path)
@@ -92,6 +94,7 @@ def test_bad_resume_says_why_and_keeps_the_checkpoint(fashion_root, tmp_path, mo
     assert "no such directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_daas_search_records_betas_and_draws_them(fashion_root, tmp_path, monkeypatch, capsys):
     from darts_paddle.viz.evolution import render_evolution
 
@@ -132,6 +135,7 @@ def test_dadarts_flags_conflicting_with_daas_are_one_error(fashion_root, tmp_pat
     assert not glob.glob("search-bad-*")  # nothing written
 
 
+@pytest.mark.slow
 def test_resume_alone_continues_with_the_runs_flags(fashion_root, tmp_path, monkeypatch,
                                                     capsys):
     monkeypatch.chdir(tmp_path)
@@ -157,6 +161,7 @@ def test_resume_alone_continues_with_the_runs_flags(fashion_root, tmp_path, monk
     assert final_state(path)[1]["flags"]["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_diverged_search_stops_and_keeps_the_last_good_checkpoint(fashion_root, tmp_path,
                                                                   monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -195,6 +200,7 @@ def test_a_search_without_a_normal_cell_is_refused_before_it_writes(layers, fash
     assert os.listdir(tmp_path) == []  # no run directory
 
 
+@pytest.mark.slow
 def test_pcdarts_search_warms_up_records_betas_and_resumes(fashion_root, tmp_path,
                                                             monkeypatch):
     """--method pcdarts end to end: the paper's flags where none are given, the warm-up (15

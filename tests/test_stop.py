@@ -10,7 +10,10 @@ import sys
 import time
 
 import pytest
-from search_runs import search_flags
+
+from tests.helpers.search_runs import search_flags
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -20,13 +20,15 @@ paddle = import_paddle()
 
 from darts_paddle.convert_torch import convert as convert_torch  # noqa: E402
 from darts_paddle.search import state as search_state  # noqa: E402
-from torch_reference import architect as ta  # noqa: E402
-from torch_reference import models as tm  # noqa: E402
+from bench.torch_reference import architect as ta  # noqa: E402
+from bench.torch_reference import models as tm  # noqa: E402
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import Architect  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
+
+pytestmark = pytest.mark.torch
 
 C, LAYERS, SIZE, BATCH, ETA = 4, 3, 8, 4, 0.025
 
@@ -67,6 +69,7 @@ def as_torch(batch):
 
 
 @pytest.mark.parametrize("unrolled", [False, True])
+@pytest.mark.slow
 def test_torch_architect_gives_our_alpha_gradient(unrolled):
     net = torch_side(1)
     programs, runner = paddle_side(net)
@@ -118,6 +121,7 @@ def torch_alpha_hessian(net, x, y):
     return torch.stack(rows).numpy()
 
 
+@pytest.mark.slow
 def test_lambda_max_is_the_largest_eigenvalue_of_pytorchs_double_backward_hessian():
     """H u to 1e-6 relatively, and lambda_max with the search's defaults (10 Lanczos steps,
     the alphas' weight decay 1e-3 on the diagonal as RobustDARTS adds it) within 1e-3 of

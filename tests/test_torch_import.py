@@ -31,7 +31,7 @@ from darts_paddle.convert_torch import convert as convert_torch, torch_checkpoin
 from darts_paddle.search import state as search_state  # noqa: E402
 from darts_paddle.train import loop  # noqa: E402
 from darts_paddle.train import state as train_state  # noqa: E402
-from torch_reference import models as tm  # noqa: E402
+from bench.torch_reference import models as tm  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
 from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
@@ -42,8 +42,10 @@ from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 from darts_paddle.train.programs import build_train_programs  # noqa: E402
 
-import data_fixtures as fx  # noqa: E402
 import train as train_script  # noqa: E402
+from tests.helpers import data_fixtures as fx  # noqa: E402
+
+pytestmark = pytest.mark.torch
 
 # every op kind: strided and plain skip_connect, both pools (strided too), all convs
 ALL_OPS = Genotype(
@@ -246,6 +248,7 @@ def load_search(path):
 
 
 @pytest.mark.parametrize("alphas_in", ["state_dict", "--alphas"])
+@pytest.mark.slow
 def test_search_network_gives_the_same_loss_and_alpha_gradient(supernet, alphas_in, tmp_path):
     source, out = tmp_path / "weights.pt", tmp_path / "supernet.npz"
     state = supernet.state_dict()
@@ -406,6 +409,7 @@ def test_init_from_mistakes_are_one_error_line(extra, message, cifar_root, tmp_p
 
 # --------------------------------------------------------------------------- train_search.py --init_from
 
+@pytest.mark.slow
 def test_train_search_init_from_a_converted_supernet(tmp_path, monkeypatch, capsys):
     import train_search
 

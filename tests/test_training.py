@@ -25,7 +25,7 @@ from darts_paddle.train.programs import (TrainConfig, build_train_programs,  # n
                                          criterion)
 
 import train as train_script  # noqa: E402
-from stopping import sigterm_during  # noqa: E402
+from tests.helpers.stopping import sigterm_during  # noqa: E402
 
 
 def make(cfg, genotype=G.DARTS_V2):
@@ -169,6 +169,7 @@ def run_dir(save):
     return path
 
 
+@pytest.mark.slow
 def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_path,
                                                                 monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -216,6 +217,7 @@ def test_train_resume_is_bit_identical_and_eval_only_reproduces(cifar_root, tmp_
         glob.glob(os.path.join(full, "inference", "model.*"))
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_and_resume_alone_continues_bit_identically(
         cifar_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -25,7 +25,7 @@ from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 
 import train as train_script  # noqa: E402
 import train_search  # noqa: E402
-from stopping import sigterm_during  # noqa: E402
+from tests.helpers.stopping import sigterm_during  # noqa: E402
 
 
 def read_board(run):
@@ -51,6 +51,7 @@ def search_flags(root, save, *extra):
             "--report_freq", "1", "--eigen_iterations", "1", "--visualdl", *extra]
 
 
+@pytest.mark.slow
 def test_search_board_matches_history(fashion_root, tmp_path, monkeypatch, capsys):
     pytest.importorskip("visualdl")
     monkeypatch.chdir(tmp_path)

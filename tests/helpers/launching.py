@@ -8,7 +8,7 @@ import pytest
 
 from darts_paddle.runtime import import_paddle
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 launched = pytest.mark.skipif(not import_paddle().is_compiled_with_distribute(),
                               reason="this Paddle build has no paddle.distributed")

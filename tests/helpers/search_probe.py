@@ -3,7 +3,7 @@ each process takes its half of fixed float64 batches on a tiny supernet and save
 method, what the test compares with one process: the gradients of one pass (DARTS: and
 an exact Hessian-vector product of lambda_max), the state before a second-order alpha
 gradient and its result, and the whole state after a few search steps.
-Usage: search_probe.py OUT_DIR"""
+Usage: python tests/helpers/search_probe.py OUT_DIR (a script: only darts_paddle on the path)"""
 
 import dataclasses
 import os
