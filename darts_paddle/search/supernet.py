@@ -4,7 +4,7 @@ The paper's cell has 14 edges; each edge is a mixed op sum_k softmax(alpha_edge)
 over the 8 PRIMITIVES.  Written edge by edge that is 14 x 8 ops per cell and a graph Paddle
 needs minutes to build.  Here all edges leaving one state are computed together, which is
 numerically the same thing (tests/test_search_core.py checks it against the per-edge
-network of tests/search_reference.py, loss and alpha gradients):
+network of tests/helpers/search_reference.py, loss and alpha gradients):
 
 - the weightless ops (max pool + BN, avg pool + BN, identity) depend only on the state, so
   they run once per state.  A non-affine BN in training mode normalises with the batch
