@@ -377,7 +377,7 @@ def run(args, resumed=None, world=SINGLE):
                     stop.stop()
                 train = float(np.mean(losses)), float(np.mean(accs))
                 valid = evaluate(epoch, args, programs, runner, valid_loader,
-                                 architect.feeds(WEIGHTS), world)
+                                 architect.feeds(WEIGHTS, training=False), world)
                 check_finite(args, epoch, len(losses), {"the validation loss": valid[0]})
                 log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1,
                          100 * train[1], 100 * valid[1])
