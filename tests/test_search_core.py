@@ -13,11 +13,11 @@ from darts_paddle.runtime import import_paddle
 
 paddle = import_paddle()
 
-from darts_paddle.search.architect import OFF, ON, Architect  # noqa: E402
+from darts_paddle.search.architect import OFF, ON, Architect, build_alpha_programs  # noqa: E402
 from darts_paddle.search.methods import METHODS, make_method  # noqa: E402
 from darts_paddle.nets.params import SharedVars  # noqa: E402
 from darts_paddle.search.programs import (  # noqa: E402
-    SearchConfig, build_gradient_program, search_network)
+    SearchConfig, build_gradient_program, build_weight_step, search_network)
 from darts_paddle.search.supernet import ALPHAS, SearchNetwork  # noqa: E402
 
 import search_reference  # noqa: E402
@@ -279,3 +279,32 @@ def test_a_pass_before_set_epoch_is_an_error(search):
         architect.step(batch(1), batch(2), eta=0.05)
     with pytest.raises(RuntimeError, match="set_epoch"):
         architect.weight_step(batch(1))
+
+
+def test_programs_built_in_the_wrong_order_fail_loudly():
+    """Second order's virtual step reads the weight optimizer's momentum buffers: alpha
+    programs built without them, a buffer of their name made before the optimizer, or read
+    by name afterwards are errors, not buffers of zeros."""
+    cfg = dataclasses.replace(TINY, C=2)
+    net, arch = search_network(cfg), cfg.method.arch_parameters()
+    shared, startup = SharedVars(cfg.dtype), paddle.static.Program()
+    # the shared variables are values of the programs that made them: those must live on
+    kept = [build_gradient_program(net, shared, arch, cfg, startup)]
+    with pytest.raises(ValueError, match="build the weight step first"):
+        build_alpha_programs(net, shared, arch, cfg, startup, velocity={})
+    bank, shape = next(iter(net.params.bank_shapes().items()))
+    with paddle.static.program_guard(paddle.static.Program(), startup):
+        shared.buffer("momentum_" + bank, shape)  # a program reading it by name, first
+    with pytest.raises(ValueError, match="before the optimizer that owns it"):
+        build_weight_step(net, shared, cfg, startup)
+
+    shared = SharedVars(cfg.dtype)
+    kept.append(build_gradient_program(net, shared, arch, cfg, startup))
+    step, _, velocity = build_weight_step(net, shared, cfg, startup)
+    kept.append(step)
+    assert set(velocity) == set(net.params.banks)
+    with paddle.static.program_guard(paddle.static.Program(), startup):
+        with pytest.raises(ValueError, match="an optimizer's variable"):
+            shared.buffer("momentum_" + bank, shape)
+    progs, _ = build_alpha_programs(net, shared, arch, cfg, startup, velocity)
+    assert "unroll" in progs

@@ -135,9 +135,11 @@ class Architect:
 
 # ---------------------------------------------------------------------- the programs
 
-def build_alpha_programs(net, shared, arch, cfg, startup):
+def build_alpha_programs(net, shared, arch, cfg, startup, velocity):
     """The programs `Architect` runs besides the gradient program: {name: Prog} and
-    alpha's learning-rate schedule (None where it is constant).
+    alpha's learning-rate schedule (None where it is constant).  `velocity`: the weight
+    optimizer's momentum buffer of each bank, which the virtual step reads
+    (programs.build_weight_step returns it).
 
       alpha_step     alpha <- Adam(alpha, G_alpha)  (lr 3e-4, betas 0.5 / 0.999, weight
                      decay 1e-3), one Adam per group of architecture parameters (DAAS:
@@ -152,23 +154,30 @@ def build_alpha_programs(net, shared, arch, cfg, startup):
       combine        G_alpha <- d_alpha - eta * (g_plus - G_alpha) / (2 R)
       restore_w      w <- w_backup
     """
+    shapes = net.params.bank_shapes()
+    missing = [b for b in shapes if b not in velocity]
+    if cfg.unrolled and missing:
+        raise ValueError(f"no momentum buffer of the weight banks {missing[:3]}...: the "
+                         "virtual step reads the weight optimizer's; build the weight step "
+                         "first and pass its velocity")
     progs = {}
     alpha_step, scheduler = _alpha_step(shared, arch, cfg, startup)
     progs["alpha_step"] = alpha_step
     if not cfg.unrolled:
         return progs, scheduler
 
-    shapes = net.params.bank_shapes()
-
     def program(name, feeds=()):
         progs[name] = Prog(paddle.static.Program(), list(feeds))
         return paddle.static.program_guard(progs[name].program, startup)
 
-    def banks(kind):  # one tensor per weight bank: "w", "G" (its gradient), or a buffer kind
+    def banks(kind):  # one tensor per weight bank: "w", "G" (its gradient), "momentum" (the
+        # weight optimizer's), or a buffer kind
         if kind == "w":
             return [shared.parameter(b, None) for b in shapes]
         if kind == "G":
             return [shared.gradient(b) for b in shapes]
+        if kind == "momentum":
+            return [shared.bind(velocity[b]) for b in shapes]
         return [shared.buffer(f"{kind}_{b}", shape) for b, shape in shapes.items()]
 
     def alphas(kind):  # one buffer per architecture parameter: "G" (its gradient) or a kind

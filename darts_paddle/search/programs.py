@@ -206,7 +206,10 @@ def build_eval_program(net, shared, arch, cfg, startup):
 
 
 def build_weight_step(net, shared, cfg, startup):
-    """Momentum SGD on all weight banks from G_w, as the original's optimizer.step()."""
+    """Momentum SGD on all weight banks from G_w, as the original's optimizer.step().
+    -> (Prog, its cosine schedule, {bank: its momentum buffer}): the optimizer creates the
+    buffers, and second order's virtual step reads them (architect.build_alpha_programs
+    takes them), so this is built first."""
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, startup):
         banks = [shared.parameter(name, None) for name in net.params.banks]
@@ -214,9 +217,10 @@ def build_weight_step(net, shared, cfg, startup):
             cfg.learning_rate, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
         opt = weight_optimizer(scheduler, banks, cfg)
         opt.apply_gradients([(w, shared.gradient(w.name)) for w in banks])
-    for name, velocity in opt._accumulators["velocity"].items():
-        shared.alias("momentum_" + name, velocity)
-    return Prog(prog), scheduler
+    velocity = dict(opt._accumulators["velocity"])
+    for name, value in velocity.items():
+        shared.alias("momentum_" + name, value)  # the checkpoint's key
+    return Prog(prog), scheduler, velocity
 
 
 def search_network(cfg: SearchConfig) -> SearchNetwork:
@@ -253,7 +257,8 @@ def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     startup = paddle.static.Program()
     progs = {"grad": build_gradient_program(net, shared, arch, cfg, startup),
              "evaluate": build_eval_program(net, shared, arch, cfg, startup)}
-    progs["weight_step"], scheduler = build_weight_step(net, shared, cfg, startup)
-    alpha_progs, alpha_scheduler = architect.build_alpha_programs(net, shared, arch, cfg, startup)
+    progs["weight_step"], scheduler, velocity = build_weight_step(net, shared, cfg, startup)
+    alpha_progs, alpha_scheduler = architect.build_alpha_programs(net, shared, arch, cfg, startup,
+                                                                  velocity)
     progs.update(alpha_progs)
     return SearchPrograms(cfg, net, arch, startup, shared, scheduler, progs, alpha_scheduler)
