@@ -270,6 +270,13 @@ def test_first_order_search_lowers_the_training_loss():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_a_feed_the_program_does_not_declare_is_an_error(search):
+    """A misspelt feed is refused, naming it and what the program reads."""
+    programs, runner = search
+    x, y = batch(1)
+    with pytest.raises(ValueError, match=r"\['bn_updat'\] not declared .* \['bn_update', 'x', 'y'\]"):
+        runner.run(programs["grad"], x=x, y=y, bn_update=OFF, bn_updat=OFF)
+
 
 def test_a_pass_before_set_epoch_is_an_error(search):
     """Every pass's feeds depend on the epoch: the architect refuses to guess it."""
