@@ -16,7 +16,8 @@ import_paddle()
 
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
-from darts_paddle.search.methods import ARCH, HESSIAN, METHODS, WEIGHTS, make_method, registry  # noqa: E402
+from darts_paddle.search.methods import (  # noqa: E402
+    ARCH, HESSIAN, METHODS, WEIGHTS, make_method, registry)
 from darts_paddle.search.programs import SearchConfig  # noqa: E402
 from darts_paddle.search.supernet import ALPHAS  # noqa: E402
 

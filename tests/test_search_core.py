@@ -274,7 +274,8 @@ def test_a_feed_the_program_does_not_declare_is_an_error(search):
     """A misspelt feed is refused, naming it and what the program reads."""
     programs, runner = search
     x, y = batch(1)
-    with pytest.raises(ValueError, match=r"\['bn_updat'\] not declared .* \['bn_update', 'x', 'y'\]"):
+    declared = r"\['bn_updat'\] not declared .* \['bn_update', 'x', 'y'\]"
+    with pytest.raises(ValueError, match=declared):
         runner.run(programs["grad"], x=x, y=y, bn_update=OFF, bn_updat=OFF)
 
 
