@@ -108,13 +108,13 @@ def make_method(method=DEFAULT_METHOD, **flags):
     def own(owner):
         return {f.name: flags[f.name] for f in owner.flags if f.name in flags}
 
-    chosen = method_classes[method]
+    named = chosen = method_classes[method]
     for other in method_classes.values():
-        if other is chosen or not other.in_use(**own(other)):
+        if other is named or not other.in_use(**own(other)):
             continue
         if method not in other.extends:
             raise ValueError(other.refusal(method, **own(other)))
-        if chosen is not method_classes[method]:
+        if chosen is not named:
             raise ValueError(f"the options of {chosen.name} and {other.name} do not combine")
         chosen = other
     terms = []
