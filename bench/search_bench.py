@@ -109,7 +109,7 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
         x, y = batches()
         return x[world.part(batch)], y[world.part(batch)]
     second, first = Architect(runner, programs, True), Architect(runner, programs, False)
-    second.set_epoch(25, 50)  # mid-search: every knob on, past PC-DARTS's warm-up
+    second.set_epoch(25, 50)  # mid-search: every method's feeds on, past PC-DARTS's warm-up
     first.set_epoch(25, 50)
 
     def step(architect):

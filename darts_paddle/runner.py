@@ -41,14 +41,17 @@ class Runner:
         self._placed = {}  # id of a program whose kernels were chosen -> its oneDNN op count
 
     def run(self, prog, **feed):
-        """Run a `Prog` with numpy feeds by name; returns its fixed fetch list as numpy.
-
-        Feeds the program does not read are dropped, so callers can pass one set of knobs
-        (search/methods/) to every program."""
+        """Run a `Prog` with numpy feeds by name, exactly those it declares; returns its
+        fixed fetch list as numpy.  A missing or undeclared feed is a ValueError: a
+        misspelt name would otherwise be ignored."""
         missing = set(prog.feeds) - set(feed)
         if missing:
             raise ValueError(f"missing feeds {sorted(missing)}")
-        feed = {k: self._cast(v) for k, v in feed.items() if k in prog.feeds}
+        undeclared = set(feed) - set(prog.feeds)
+        if undeclared:
+            raise ValueError(f"feeds {sorted(undeclared)} not declared by the program, which "
+                             f"reads {sorted(prog.feeds)}")
+        feed = {k: self._cast(v) for k, v in feed.items()}
         if id(prog.program) not in self._placed:  # before the first run fixes the kernels
             self._placed[id(prog.program)] = (
                 onednn.place_inference(prog) if prog.inference and self._onednn_inference

@@ -51,7 +51,7 @@ def batches(seed, count=K):
 def mean_alpha_gradient(architect, data, alpha):
     """dL/dalpha at `alpha` ({name: array}), averaged over `data`, flattened: plain runs of
     the gradient program as the architect's validation pass, BN statistics untouched."""
-    programs, runner = architect.p, architect.runner
+    programs, runner = architect.programs, architect.runner
     runner.set_all(alpha)
     total = 0.0
     for x, y in data:
@@ -98,7 +98,7 @@ def state(programs, runner):
 @pytest.mark.slow
 def test_hessian_vector_product_matches_the_hessians_columns(projected):
     architect, data, basis, columns = projected
-    before = state(architect.p, architect.runner)
+    before = state(architect.programs, architect.runner)
     # a Hessian is symmetric: P^T H P checks the finite differences themselves
     restricted = basis.T @ columns
     # PC-DARTS's curvature is smaller (4e-4 here): its edge weights beta scale every op
@@ -117,7 +117,7 @@ def test_hessian_vector_product_matches_the_hessians_columns(projected):
     decayed = collapse.AlphaHessian(architect, data, weight_decay=1e-3)
     np.testing.assert_allclose(decayed(u), columns @ np.ones(M) + 1e-3 * u, rtol=0,
                                atol=1e-7 * np.linalg.norm(columns @ np.ones(M)))
-    after = state(architect.p, architect.runner)  # bit-identical (DADARTS: the test below)
+    after = state(architect.programs, architect.runner)  # bit-identical (DADARTS: the test below)
     assert all(np.array_equal(before[key], after[key]) for key in before)
 
 
@@ -170,7 +170,7 @@ def test_estimate_leaves_the_search_state_bit_identical(method):
     programs, runner = search_reference.make_search(cfg)
     architect = Architect(runner, programs, unrolled=cfg.unrolled)
     architect.set_epoch(1, 4)  # DAAS's loss terms and DADARTS's top-k and one-hot on
-    before, knobs = state(programs, runner), architect.refresh()
+    before, feeds = state(programs, runner), architect.refresh()
     estimate = collapse.lambda_max(architect, batches(6, count=1), 2, seed=0)
     assert math.isfinite(estimate.value) and estimate.value != 0
     assert estimate.passes == estimate.iterations == 2
@@ -178,9 +178,9 @@ def test_estimate_leaves_the_search_state_bit_identical(method):
     assert before.keys() == after.keys()
     for key in before:
         assert np.array_equal(before[key], after[key]), key
-    assert architect.current.keys() == knobs.keys()
-    for key in knobs:
-        assert np.array_equal(architect.current[key], knobs[key]), key
+    assert architect.current_feeds.keys() == feeds.keys()
+    for key in feeds:
+        assert np.array_equal(architect.current_feeds[key], feeds[key]), key
 
 
 # --------------------------------------------------------------------------- the skip cap

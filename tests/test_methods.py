@@ -127,16 +127,16 @@ def random_arch(seed, none_strongest=()):
     return arch
 
 
-def arch_weights(method, arch, switches, knobs=None):
-    """The method's W of both cells and its extra loss, for the given switches."""
-    knobs = dict(knobs or {})
-    feeds = {**arch, **knobs, **method.alpha_knobs(arch, knobs), **switches}
+def arch_weights(method, arch, pass_feeds, epoch_feeds=None):
+    """The method's W of both cells and its extra loss, for the given pass's feeds."""
+    epoch_feeds = dict(epoch_feeds or {})
+    feeds = {**arch, **epoch_feeds, **method.alpha_feeds(arch, epoch_feeds), **pass_feeds}
     names = sorted(feeds)
-    shapes = method.knob_shapes(training=True)
+    shapes = method.feed_shapes(training=True)
 
     def build(v):
-        knob_vars = {k: v[k] for k in shapes}
-        weights, extra = method.op_weights({n: v[n] for n in arch}, knob_vars)
+        fed = {k: v[k] for k in shapes}
+        weights, extra = method.op_weights({n: v[n] for n in arch}, fed)
         return [weights["normal"], weights["reduce"]] + ([extra] if extra is not None else [])
     return run_program(build, {n: feeds[n] for n in names})
 
@@ -208,7 +208,7 @@ def test_topk_weights_of_both_cells_are_the_authors(t):
     """'none' strongest on some edges, and node 0 under the node top-k, as theirs."""
     arch = random_arch(8, none_strongest=(0, 3, 9))
     method = make_method(topk_on_alphas=True)
-    W_n, W_r = arch_weights(method, arch, method.switches(ARCH, 0), {"temperature": [t]})
+    W_n, W_r = arch_weights(method, arch, method.pass_feeds(ARCH, 0), {"temperature": [t]})
     for c, W in zip(CELLS, (W_n, W_r)):
         expected = from_nodes(their_topk_weights(to_nodes(softmax(arch[f"alphas_{c}"])), t))
         np.testing.assert_allclose(W, expected, rtol=1e-7, atol=1e-13)
@@ -222,7 +222,7 @@ def test_topk_weights_of_both_cells_are_the_authors(t):
 
 def test_hard_discretization_is_the_authors_with_none():
     arch = random_arch(5, none_strongest=(0, 3, 9, 13))
-    hard = make_method(hd_on_weights=True).alpha_knobs(arch, {})["hard"]
+    hard = make_method(hd_on_weights=True).alpha_feeds(arch, {})["hard"]
     for cell, rows in zip(CELLS, np.split(hard, 2)):
         expected = from_nodes(their_hard(to_nodes(softmax(arch[f"alphas_{cell}"]))))
         np.testing.assert_array_equal(rows, expected)
@@ -239,14 +239,14 @@ def test_hard_discretization_is_the_authors_with_none():
 def test_topk_wins_over_hard_in_the_weight_pass():
     arch = random_arch(3)
     method = make_method(topk_on_weights=True, hd_on_weights=True)
-    knobs = {"temperature": [4.0]}
-    assert {k: float(v[0]) for k, v in method.switches(WEIGHTS, 0).items()} == \
+    epoch_feeds = {"temperature": [4.0]}
+    assert {k: float(v[0]) for k, v in method.pass_feeds(WEIGHTS, 0).items()} == \
         {"use_topk": 1.0, "use_hd": 1.0}
-    W_n, _ = arch_weights(method, arch, method.switches(WEIGHTS, 0), knobs)
+    W_n, _ = arch_weights(method, arch, method.pass_feeds(WEIGHTS, 0), epoch_feeds)
     expected = from_nodes(their_topk_weights(to_nodes(softmax(arch["alphas_normal"])), 4.0))
     np.testing.assert_allclose(W_n, expected, rtol=1e-7, atol=1e-13)
     hd_only = make_method(hd_on_weights=True)
-    W_n, _ = arch_weights(hd_only, arch, hd_only.switches(WEIGHTS, 0))
+    W_n, _ = arch_weights(hd_only, arch, hd_only.pass_feeds(WEIGHTS, 0))
     np.testing.assert_array_equal(W_n, from_nodes(their_hard(to_nodes(softmax(arch["alphas_normal"])))))
 
 
@@ -257,15 +257,15 @@ def test_pass_switches_follow_the_authors_architect_and_controller():
     finite-difference passes: topk_on_alphas; DAL in L_val(w') only; the weight step and
     validation: topk_on_weights, else hd_on_weights from hd_start (0-based)."""
     m = make_method("dadarts", hd_start=3)
-    table = {kind: {k: float(v[0]) for k, v in m.switches(kind, 2).items()}
+    table = {kind: {k: float(v[0]) for k, v in m.pass_feeds(kind, 2).items()}
              for kind in (UNROLL, ARCH, HESSIAN, WEIGHTS)}
     assert table == {UNROLL: {"use_topk": 0, "use_hd": 0, "use_dal": 0},
                      ARCH: {"use_topk": 1, "use_hd": 0, "use_dal": 1},
                      HESSIAN: {"use_topk": 1, "use_hd": 0, "use_dal": 0},
                      WEIGHTS: {"use_topk": 0, "use_hd": 0, "use_dal": 0}}
-    assert [float(m.switches(WEIGHTS, e)["use_hd"][0]) for e in range(5)] == [0, 0, 0, 1, 1]
+    assert [float(m.pass_feeds(WEIGHTS, e)["use_hd"][0]) for e in range(5)] == [0, 0, 0, 1, 1]
     assert make_method(hd_start=2).hd_on_weights  # a start epoch switches it on, as theirs
-    assert make_method().switches(ARCH, 0) == {}
+    assert make_method().pass_feeds(ARCH, 0) == {}
 
 
 def test_temperature_ramp_and_recipe():
@@ -284,10 +284,10 @@ def test_temperature_ramp_and_recipe():
 def test_dal_is_the_authors_on_the_normal_cell_only():
     arch = random_arch(11, none_strongest=(2, 6))
     method = make_method(dal_on_alphas=True, dal_factor=0.7)
-    *_, dal = arch_weights(method, arch, method.switches(ARCH, 0))
+    *_, dal = arch_weights(method, arch, method.pass_feeds(ARCH, 0))
     expected = 0.7 * their_dal(to_nodes(softmax(arch["alphas_normal"])))
     assert float(dal) == pytest.approx(expected, rel=1e-12)
-    *_, off = arch_weights(method, arch, method.switches(HESSIAN, 0))
+    *_, off = arch_weights(method, arch, method.pass_feeds(HESSIAN, 0))
     assert float(off) == 0.0
 
 
@@ -328,7 +328,7 @@ def test_daas_weights_and_loss_are_the_authors():
     method = make_method("daas")
     epoch = 20  # 1-based, as the authors' loop
     w1, w2 = their_weights(epoch)
-    W_n, W_r, loss = arch_weights(method, arch, {}, method.knobs(epoch - 1, 50))
+    W_n, W_r, loss = arch_weights(method, arch, {}, method.epoch_feeds(epoch - 1, 50))
     loss2 = loss3 = 0.0
     for c, W in (("normal", W_n), ("reduce", W_r)):
         beta = np.split(arch[f"betas_{c}"], [3, 7])
@@ -347,7 +347,7 @@ def test_daas_schedules_are_the_authors_at_50_epochs():
     # train_search.py: alpha's Adam group has lr 0 until epoch == interval (8, 1-based)
     assert [daas_method.alpha_lr_factor(e) for e in (0, 6, 7, 49)] == [0, 0, 1, 1]
     assert make_method().alpha_lr_factor(0) == 1
-    assert set(daas_method.knobs(3, 50)) == {"daas_w"} and make_method().knobs(3, 50) == {}
+    assert set(daas_method.epoch_feeds(3, 50)) == {"daas_w"} and make_method().epoch_feeds(3, 50) == {}
 
 
 def test_daas_initial_values():
@@ -423,13 +423,13 @@ def make_search(method, dtype="float64", unrolled=False):
 
 def arch_gradient_vs_fd(programs, runner, feeds):
     """The alphas' gradient along a random direction against central differences of the
-    loss; the knobs that follow alpha are recomputed at every point, as the architect does."""
+    loss; the feeds that follow alpha are recomputed at every point, as the architect does."""
     data = batch(3)
     names = programs.arch.names
     method = programs.config.method
     arch = {n: runner.get(n) for n in names}
     feeds = dict(x=data[0], y=data[1], bn_update=OFF, **feeds)
-    runner.run(programs["grad"], **feeds, **method.alpha_knobs(arch, feeds))
+    runner.run(programs["grad"], **feeds, **method.alpha_feeds(arch, feeds))
     grad = {n: runner.get(programs.gradient_name(n)) for n in names}
     rng = np.random.default_rng(4)
     d = {n: rng.standard_normal(a.shape) for n, a in arch.items()}
@@ -437,7 +437,7 @@ def arch_gradient_vs_fd(programs, runner, feeds):
     def loss(sign, eps=1e-7):
         moved = {n: arch[n] + sign * eps * d[n] for n in names}
         runner.set_all(moved)
-        return float(runner.run(programs["grad"], **feeds, **method.alpha_knobs(moved, feeds))[0])
+        return float(runner.run(programs["grad"], **feeds, **method.alpha_feeds(moved, feeds))[0])
     fd = (loss(1) - loss(-1)) / 2e-7
     runner.set_all(arch)
     analytic = sum((grad[n] * d[n]).sum() for n in names)
@@ -453,12 +453,12 @@ def test_dadarts_architect_gradient_matches_finite_differences(t, exact):
     method.linear_temperature_increase = False  # the recipe ramps t; fix it here
     programs, runner = make_search(method)
     arch_gradient_vs_fd(programs, runner, {"temperature": np.array([t]),
-                                           **method.switches(ARCH, 1)})
+                                           **method.pass_feeds(ARCH, 1)})
     # the weight pass runs the hard one-hot: alphas get no gradient there
     arch = {n: runner.get(n) for n in programs.arch.names}
-    feeds = {"temperature": np.array([t]), **method.switches(WEIGHTS, 1)}
+    feeds = {"temperature": np.array([t]), **method.pass_feeds(WEIGHTS, 1)}
     runner.run(programs["grad"], x=batch(3)[0], y=batch(3)[1], bn_update=OFF, **feeds,
-               **method.alpha_knobs(arch, feeds))
+               **method.alpha_feeds(arch, feeds))
     assert np.abs(runner.get(programs.gradient_name("alphas_normal"))).max() == 0
 
 
@@ -504,7 +504,7 @@ def test_dal_adds_its_gradient_to_the_architect_pass_only():
 def test_daas_gradient_matches_finite_differences():
     method = make_method("daas")
     programs, runner = make_search(method)
-    grad = arch_gradient_vs_fd(programs, runner, method.knobs(20, 50))
+    grad = arch_gradient_vs_fd(programs, runner, method.epoch_feeds(20, 50))
     assert np.abs(grad["betas_normal"]).max() > 0
 
 

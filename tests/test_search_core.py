@@ -13,11 +13,11 @@ from darts_paddle.runtime import import_paddle
 
 paddle = import_paddle()
 
-from darts_paddle.search.architect import OFF, ON, Architect  # noqa: E402
-from darts_paddle.search.methods import make_method  # noqa: E402
+from darts_paddle.search.architect import OFF, ON, Architect, build_alpha_programs  # noqa: E402
+from darts_paddle.search.methods import METHODS, make_method  # noqa: E402
 from darts_paddle.nets.params import SharedVars  # noqa: E402
 from darts_paddle.search.programs import (  # noqa: E402
-    SearchConfig, build_gradient_program, search_network)
+    SearchConfig, build_gradient_program, build_weight_step, search_network)
 from darts_paddle.search.supernet import ALPHAS, SearchNetwork  # noqa: E402
 
 from tests.helpers import search_reference  # noqa: E402
@@ -64,7 +64,7 @@ def test_default_supernet_has_the_published_weight_count():
     assert SearchNetwork(16, 10, 8, 1).params.size == 1_930_618 - 864
 
 
-@pytest.mark.parametrize("method", ["darts", "daas", "dadarts", "pcdarts"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.slow
 def test_gradient_program_stays_small(method):
     """The op count (independent of C and image size) of the default 8-cell supernet."""
@@ -155,6 +155,7 @@ def test_second_order_alpha_gradient_matches_finite_differences(search):
     assert max(np.abs(v).max() for v in m.values()) > 0
 
     architect = Architect(runner, programs, unrolled=True)
+    architect.set_epoch(0, cfg.epochs)
     architect.alpha_gradient(train, valid, eta)
     grad2 = {a: runner.get(programs.gradient_name(a)) for a in ALPHAS}
     d_alpha = architect.unrolled_terms()["d_alpha"]
@@ -185,6 +186,7 @@ def test_second_order_step_is_the_papers_formula():
     train, valid, eta = batch(6), batch(7), 0.05
     w = banks(programs, runner)
     architect = Architect(runner, programs, unrolled=True)
+    architect.set_epoch(0, TINY.epochs)
     architect.alpha_gradient(train, valid, eta)
     result = {a: runner.get(programs.gradient_name(a)) for a in ALPHAS}
     terms = architect.unrolled_terms()
@@ -210,7 +212,9 @@ def test_architect_step_leaves_weights_and_bn_statistics_bit_identical(search):
     _weight_step_once(programs, runner)
     before = {n: runner.get(n) for n in [*programs.network.params.banks, "bn.mean", "bn.var"]}
     alpha_before = alphas(runner)
-    Architect(runner, programs, unrolled=True).step(batch(9), batch(10), eta=0.05)
+    architect = Architect(runner, programs, unrolled=True)
+    architect.set_epoch(0, TINY.epochs)
+    architect.step(batch(9), batch(10), eta=0.05)
     for name, value in before.items():
         assert np.array_equal(runner.get(name), value), name
     assert all(not np.array_equal(runner.get(a), alpha_before[a]) for a in ALPHAS)
@@ -262,9 +266,58 @@ def test_alpha_step_is_adam_with_weight_decay():
 def test_first_order_search_lowers_the_training_loss():
     programs, runner = search_reference.make_search(dataclasses.replace(TINY, dtype="float32", unrolled=False))
     architect = Architect(runner, programs)
+    architect.set_epoch(0, TINY.epochs)
     x, y = batch(13)
     losses = []
     for _ in range(8):
         architect.step((x, y), batch(14), eta=0.025)
         losses.append(architect.weight_step((x, y))[0])
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_a_feed_the_program_does_not_declare_is_an_error(search):
+    """A misspelt feed is refused, naming it and what the program reads."""
+    programs, runner = search
+    x, y = batch(1)
+    declared = r"\['bn_updat'\] not declared .* \['bn_update', 'x', 'y'\]"
+    with pytest.raises(ValueError, match=declared):
+        runner.run(programs["grad"], x=x, y=y, bn_update=OFF, bn_updat=OFF)
+
+
+def test_a_pass_before_set_epoch_is_an_error(search):
+    """Every pass's feeds depend on the epoch: the architect refuses to guess it."""
+    programs, runner = search
+    architect = Architect(runner, programs, unrolled=True)
+    with pytest.raises(RuntimeError, match="set_epoch"):
+        architect.step(batch(1), batch(2), eta=0.05)
+    with pytest.raises(RuntimeError, match="set_epoch"):
+        architect.weight_step(batch(1))
+
+
+def test_programs_built_in_the_wrong_order_fail_loudly():
+    """Second order's virtual step reads the weight optimizer's momentum buffers: alpha
+    programs built without them, a buffer of their name made before the optimizer, or read
+    by name afterwards are errors, not buffers of zeros."""
+    cfg = dataclasses.replace(TINY, C=2)
+    net, arch = search_network(cfg), cfg.method.arch_parameters()
+    shared, startup = SharedVars(cfg.dtype), paddle.static.Program()
+    # the shared variables are values of the programs that made them: those must live on
+    kept = [build_gradient_program(net, shared, arch, cfg, startup)]
+    with pytest.raises(ValueError, match="build the weight step first"):
+        build_alpha_programs(net, shared, arch, cfg, startup, velocity={})
+    bank, shape = next(iter(net.params.bank_shapes().items()))
+    with paddle.static.program_guard(paddle.static.Program(), startup):
+        shared.buffer("momentum_" + bank, shape)  # a program reading it by name, first
+    with pytest.raises(ValueError, match="before the optimizer that owns it"):
+        build_weight_step(net, shared, cfg, startup)
+
+    shared = SharedVars(cfg.dtype)
+    kept.append(build_gradient_program(net, shared, arch, cfg, startup))
+    step, _, velocity = build_weight_step(net, shared, cfg, startup)
+    kept.append(step)
+    assert set(velocity) == set(net.params.banks)
+    with paddle.static.program_guard(paddle.static.Program(), startup):
+        with pytest.raises(ValueError, match="an optimizer's variable"):
+            shared.buffer("momentum_" + bank, shape)
+    progs, _ = build_alpha_programs(net, shared, arch, cfg, startup, velocity)
+    assert "unroll" in progs

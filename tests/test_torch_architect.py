@@ -74,6 +74,7 @@ def test_torch_architect_gives_our_alpha_gradient(unrolled):
     net = torch_side(1)
     programs, runner = paddle_side(net)
     ours = Architect(runner, programs, unrolled)
+    ours.set_epoch(0, 1)
     warm, train, valid = batches(2)
     # one weight step first on both sides: w' then depends on the momentum buffers
     optimizer = ta.weight_optimizer(net)
@@ -132,6 +133,7 @@ def test_lambda_max_is_the_largest_eigenvalue_of_pytorchs_double_backward_hessia
     hessian = torch_alpha_hessian(net, *as_torch(batch))
     np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-10 * np.abs(hessian).max())
     architect = Architect(runner, programs)
+    architect.set_epoch(0, 1)
     product = collapse.AlphaHessian(architect, [batch])
     for u in np.random.default_rng(0).standard_normal((2, hessian.shape[0])):
         expected = hessian @ u

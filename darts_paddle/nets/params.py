@@ -173,15 +173,20 @@ class SharedVars:
     The first program that asks for a name creates the variable (its initializer goes to
     the startup program); later programs declare the same name so the Executor binds the
     same scope variable.  Values are filled by the runner from numpy after startup.
+    Variables an optimizer creates are known here by an alias; a program that reads one
+    gets it from the optimizer's builder (`bind`), never by creating a buffer of its name,
+    which would hold zeros the optimizer never sees.
     """
 
     def __init__(self, dtype="float32"):
         self.dtype = dtype  # float64 lets tests compare gradients with finite differences
         self._first = {}
+        self._aliases = set()
 
     def parameter(self, name, shape, trainable=True):
-
+        """The parameter `name`: created with `shape` by the first program that asks."""
         if name not in self._first:
+            _check_creatable(name, shape)
             p = paddle.static.create_parameter(
                 shape, self.dtype, name=name,
                 default_initializer=paddle.nn.initializer.Constant(0.0))
@@ -191,8 +196,13 @@ class SharedVars:
         return core._get_parameter(paddle.static.default_main_program(), self._first[name])
 
     def buffer(self, name, shape, dtype=None):
-
+        """The buffer `name`: created with `shape` (zeros) by the first program that asks.
+        ValueError for an optimizer's variable (`alias`)."""
+        if name in self._aliases:
+            raise ValueError(f"{name!r} is an optimizer's variable: read it through the value "
+                             "its builder returns (SharedVars.bind)")
         if name not in self._first:
+            _check_creatable(name, shape)
             b = core.create_persistable_value(
                 dtype or self.dtype, shape, name=name, initializer=paddle.nn.initializer.Constant(0.0))
             self._first[name] = b
@@ -205,8 +215,20 @@ class SharedVars:
         return self.buffer(gradient_name(name), shape)
 
     def alias(self, name, value):
-        """Make a persistable variable created elsewhere (an optimizer's) known by `name`."""
+        """Make a persistable variable an optimizer created known by `name`.  ValueError if
+        a program already created `name`: it reads zeros, not the optimizer's values (build
+        the optimizer's program first)."""
+        if name in self._first:
+            raise ValueError(f"{name!r} was created before the optimizer that owns it: build "
+                             "the optimizer's program first and pass its variables on")
         self._first[name] = value
+        self._aliases.add(name)
+
+    @staticmethod
+    def bind(value):
+        """A persistable variable made in another program (an optimizer's), declared in the
+        program being built."""
+        return core._get_persistable_value(paddle.static.default_main_program(), value)
 
     def get(self, name):
         return self._first[name]
@@ -217,3 +239,8 @@ class SharedVars:
 
     def names(self):
         return list(self._first)
+
+
+def _check_creatable(name, shape):
+    if shape is None:  # a reader asking before the program that gives the shape was built
+        raise ValueError(f"no variable {name!r} yet: build the program that creates it first")

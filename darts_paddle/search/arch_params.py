@@ -65,7 +65,6 @@ class ArchParameters:
         return {name: runner.get(name) for name in self.names}
 
 
-
 def split_per_node(betas, nodes):
     """One cell's betas -> [the betas of each node in `nodes`] (node k: k + 2 of them)."""
     return np.split(np.asarray(betas, np.float64), np.cumsum([n + 2 for n in nodes])[:-1])

@@ -61,7 +61,7 @@ class AlphaHessian:
     PC-DARTS's betas are held where they are.  One run of the hessian program per batch."""
 
     def __init__(self, architect, batches, weight_decay=0.0):
-        self.runner, programs = architect.runner, architect.p
+        self.runner, programs = architect.runner, architect.programs
         self.program = programs.hessian()
         self.batches, self.weight_decay = batches, weight_decay
         self.feeds = architect.feeds(ARCH)

@@ -8,7 +8,7 @@ import os
 from ..cli import (SAVE_HELP, add_visualdl_flag, fraction, non_negative_float,
                    non_negative_int, positive_float, positive_int)
 from ..data.flags import DATASETS_AND_FOLDER, folder_flags
-from .methods import METHODS
+from .methods import add_method_flags
 
 
 def search_parser():
@@ -48,7 +48,7 @@ def search_parser():
                         "PyTorch supernet (convert_torch --search) or of a search checkpoint")
     folder_flags(p)
     add_visualdl_flag(p)
-    _method_flags(p)
+    add_method_flags(p)
     _collapse_flags(p)
     return p
 
@@ -89,49 +89,3 @@ def _collapse_flags(p):
     g.add_argument("--max_skip", type=non_negative_int, default=None,
                    help="P-DARTS: the derived normal cell keeps at most this many "
                         "skip_connect ops; the weakest others bring their edge's next op")
-
-
-def _method_flags(p):
-    """DAAS, DADARTS and PC-DARTS as their authors compute them (docs/methods.md,
-    search/methods/)."""
-    g = p.add_argument_group("search methods")
-    g.add_argument("--method", default="darts", choices=METHODS,
-                   help="daas: DAAS (no 'none', edge weights beta, entropy and two-edge "
-                        "loss); dadarts: the DADARTS recipe (= --dal_on_alphas "
-                        "--topk_on_alphas --linear_temperature_increase --hd_on_weights); "
-                        "pcdarts: PC-DARTS (partial channels, edge normalisation, warm-up), "
-                        "whose new runs default to --batch_size 256 --learning_rate 0.1 "
-                        "--learning_rate_min 0 --arch_learning_rate 6e-4 (the paper's)")
-    g.add_argument("--pc_k", type=positive_int, default=None,
-                   help="PC-DARTS: 1/K of each edge's input channels go through its mixed "
-                        "op (default 4; --init_channels must divide by K)")
-    g.add_argument("--warmup_epochs", type=non_negative_int, default=None,
-                   help="PC-DARTS: epochs that train the weights alone before the first "
-                        "architecture update (default 15 of 50: 30%% of --epochs, rounded "
-                        "down)")
-    g.add_argument("--hd_on_weights", action="store_true", default=False,
-                   help="train weights (and validate) on the hard one-hot of the alphas: "
-                        "per node the top-1 op of its 2 strongest edges")
-    g.add_argument("--hd_start", type=non_negative_int, default=0,
-                   help="first epoch (0-based, as the authors count) of hard "
-                        "discretization; above 0 it implies --hd_on_weights")
-    g.add_argument("--topk_on_alphas", action="store_true", default=False,
-                   help="soft top-k (1 op per edge, 2 edge-ops per node) in the "
-                        "architect's passes")
-    g.add_argument("--topk_on_weights", action="store_true", default=False,
-                   help="soft top-k in the weight training forward and validation")
-    g.add_argument("--topk_temperature", type=float, default=1.0,
-                   help="temperature t of the soft top-k (not used with "
-                        "--linear_temperature_increase)")
-    g.add_argument("--linear_temperature_increase", action="store_true", default=False,
-                   help="top-k temperature max * epoch / epochs (0-based epoch: 0 at the "
-                        "first epoch)")
-    g.add_argument("--linear_temperature_max", type=float, default=200.0,
-                   help="that max")
-    g.add_argument("--topk_exact_gradient", action="store_true", default=False,
-                   help="the top-k's exact gradient (t times the authors', which leaves out "
-                        "the temperature's chain-rule factor)")
-    g.add_argument("--dal_on_alphas", action="store_true", default=False,
-                   help="add the discretization loss (mean over the normal cell's nodes of "
-                        "MSE(softmax(alpha), hard one-hot)) to the architect's loss")
-    g.add_argument("--dal_factor", type=float, default=1.0, help="weight of that loss")

@@ -113,8 +113,8 @@ def search_epoch(epoch, args, programs, architect, batches, ctx, done):
             args, ctx.save_dir, programs, runner, epoch, {"losses": losses, "accs": accs},
             batches.valid_batches))
     train = float(np.mean(losses)), float(np.mean(accs))
-    valid = evaluate(epoch, args, programs, runner, batches.valid, architect.feeds(WEIGHTS),
-                     ctx.world)
+    valid = evaluate(epoch, args, programs, runner, batches.valid,
+                     architect.feeds(WEIGHTS, training=False), ctx.world)
     check_finite(ctx, args, epoch, len(losses), {"the validation loss": valid[0]})
     log.info("epoch %d train_acc %.2f%% valid_acc %.2f%%", epoch + 1, 100 * train[1],
              100 * valid[1])

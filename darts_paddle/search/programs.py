@@ -4,7 +4,8 @@ Every pass of the search, whatever it is for, runs the same gradient program:
 
   grad         batch, bn_update -> loss, accuracy;  G_w = dL/dw,  G_alpha = dL/dalpha
                (bn_update = 1 stores the BN running statistics of this pass, 0 leaves them;
-               methods other than plain DARTS also read their knobs: methods/)
+               methods other than plain DARTS, and loss terms, also read their feeds:
+               methods/)
                With N data-parallel processes each feeds its part of the batch, and the
                gradients, loss and accuracy are means over the processes before anything
                reads them: every pass of the architect and the weight step alike.
@@ -108,29 +109,42 @@ class SearchPrograms:
 
 
 def _forward(net, shared, arch, cfg, training):
-    """x, y (, knobs) -> (weight banks, arch parameters, feed names, loss, top-1 accuracy).
+    """x, y (, feeds) -> (weight banks, arch parameters, feed names, loss, top-1 accuracy).
 
     The training forward is the gradient program's, which serves the architect's passes
-    and the weight pass alike (fed switches tell them apart where the method cares); the
-    loss is the cross-entropy plus what the method adds.  The inference forward (validation
-    accuracy) is the weight pass's network with the plain cross-entropy.
+    and the weight pass alike (fed values tell them apart where the method cares); the
+    loss is the cross-entropy plus what the method adds, plus each of its loss terms
+    (methods/terms.py) times the term's gate.  The inference forward (validation accuracy)
+    is the weight pass's network with the plain cross-entropy.
     """
+    method = cfg.method
+    terms = method.loss_terms if training else ()
     x = paddle.static.data("x", [-1, cfg.in_channels, cfg.image_size, cfg.image_size], cfg.dtype)
     y = paddle.static.data("y", [-1], "int64")
-    knobs = {n: paddle.static.data(n, shape, cfg.dtype)
-             for n, shape in cfg.method.knob_shapes(training).items()}
+    own = method.feed_shapes(training)
+    shapes = dict(own)
+    for term in terms:
+        for name, shape in {term.gate: [1], **term.feed_shapes()}.items():
+            if name in shapes:  # two owners would read one fed value
+                raise ValueError(f"loss term {term.name!r} feeds {name!r}, which another "
+                                 "feeds too: name it after the term")
+            shapes[name] = shape
+    feeds = {n: paddle.static.data(n, shape, cfg.dtype) for n, shape in shapes.items()}
     banks = net.materialize(shared)
     arch_vars = arch.materialize(shared)
-    weights, extra = cfg.method.op_weights(arch_vars, knobs)
+    weights, extra = method.op_weights(arch_vars, {n: feeds[n] for n in own})
     logits = net(x, weights["normal"], weights["reduce"], Context(training=training))
     loss = cross_entropy(logits, y)
     if extra is not None and training:
         loss = loss + extra
+    for term in terms:
+        value = term.loss(arch_vars, weights, {n: feeds[n] for n in term.feed_shapes()})
+        loss = loss + paddle.reshape(feeds[term.gate] * value, [])
     # the share of top-1 hits, in cfg.dtype: paddle.metric.accuracy's output is declared
     # float64 in a float64 program but holds float32, which an op reading it (the mean over
     # processes) rejects
     acc = paddle.mean(paddle.cast(paddle.equal(paddle.argmax(logits, axis=1), y), cfg.dtype))
-    return banks, list(arch_vars.values()), ["x", "y", *knobs], loss, acc
+    return banks, list(arch_vars.values()), ["x", "y", *feeds], loss, acc
 
 
 @fast_build
@@ -160,7 +174,7 @@ def hessian_feed(name):
 
 @fast_build
 def build_hessian_program(net, shared, arch, cfg, startup):
-    """batch, knobs, u -> [loss, H u per alpha], H the Hessian in the alphas of the loss the
+    """batch, feeds, u -> [loss, H u per alpha], H the Hessian in the alphas of the loss the
     gradient program differentiates, at the current weights, BN in training mode and its
     statistics untouched: Pearlmutter's H u = d/dalpha (dL/dalpha . u), the alpha gradient
     differentiated once more.  The other architecture parameters (betas) are constants."""
@@ -192,7 +206,10 @@ def build_eval_program(net, shared, arch, cfg, startup):
 
 
 def build_weight_step(net, shared, cfg, startup):
-    """Momentum SGD on all weight banks from G_w, as the original's optimizer.step()."""
+    """Momentum SGD on all weight banks from G_w, as the original's optimizer.step().
+    -> (Prog, its cosine schedule, {bank: its momentum buffer}): the optimizer creates the
+    buffers, and second order's virtual step reads them (architect.build_alpha_programs
+    takes them), so this is built first."""
     prog = paddle.static.Program()
     with paddle.static.program_guard(prog, startup):
         banks = [shared.parameter(name, None) for name in net.params.banks]
@@ -200,9 +217,10 @@ def build_weight_step(net, shared, cfg, startup):
             cfg.learning_rate, T_max=cfg.epochs, eta_min=cfg.learning_rate_min)
         opt = weight_optimizer(scheduler, banks, cfg)
         opt.apply_gradients([(w, shared.gradient(w.name)) for w in banks])
-    for name, velocity in opt._accumulators["velocity"].items():
-        shared.alias("momentum_" + name, velocity)
-    return Prog(prog), scheduler
+    velocity = dict(opt._accumulators["velocity"])
+    for name, value in velocity.items():
+        shared.alias("momentum_" + name, value)  # the checkpoint's key
+    return Prog(prog), scheduler, velocity
 
 
 def search_network(cfg: SearchConfig) -> SearchNetwork:
@@ -239,7 +257,8 @@ def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
     startup = paddle.static.Program()
     progs = {"grad": build_gradient_program(net, shared, arch, cfg, startup),
              "evaluate": build_eval_program(net, shared, arch, cfg, startup)}
-    progs["weight_step"], scheduler = build_weight_step(net, shared, cfg, startup)
-    alpha_progs, alpha_scheduler = architect.build_alpha_programs(net, shared, arch, cfg, startup)
+    progs["weight_step"], scheduler, velocity = build_weight_step(net, shared, cfg, startup)
+    alpha_progs, alpha_scheduler = architect.build_alpha_programs(net, shared, arch, cfg, startup,
+                                                                  velocity)
     progs.update(alpha_progs)
     return SearchPrograms(cfg, net, arch, startup, shared, scheduler, progs, alpha_scheduler)

@@ -49,7 +49,7 @@ def make(method, world_size, place=None):
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
     architect = Architect(runner, programs, unrolled=True)
-    architect.set_epoch(2, 4)  # mid-search: every method's knobs on, PC-DARTS warmed up
+    architect.set_epoch(2, 4)  # mid-search: every method's feeds on, PC-DARTS warmed up
     return programs, runner, architect
 
 

@@ -1,41 +1,30 @@
 """Search methods behind one protocol (darts.Darts): how the architecture parameters
-become the weight of every op on every edge, and what they add to the loss.  One module
-per method: darts.py (and the protocol), daas.py, dadarts.py (with topk.py), pcdarts.py."""
+become the weight of every op on every edge, what they add to the loss, and what the
+programs are fed.  One module per method, each registering itself with its flags and rules
+(registry.py): darts.py (and the protocol), daas.py, dadarts.py (with topk.py), pcdarts.py;
+loss terms that compose with any method derive from terms.LossTerm, one module each."""
 
-import dataclasses
+import importlib
+import pkgutil
 
+# the published methods register first, in this order (--method's choices, the flags' order)
+from . import darts, daas, dadarts, pcdarts  # noqa: F401
 from .daas import Daas
 from .dadarts import Dadarts
 from .darts import ARCH, HESSIAN, UNROLL, WEIGHTS, Darts
 from .pcdarts import Pcdarts
+from .registry import add_method_flags, flag_names, make_method, method_classes
+from .terms import LossTerm
 
-METHODS = ("darts", "daas", "dadarts", "pcdarts")
-# the command-line flags of the methods (besides --method): Dadarts's options, composable
-# with plain DARTS, and PC-DARTS's (None: not given)
-DADARTS_FLAGS = tuple(f.name for f in dataclasses.fields(Dadarts) if f.name != "recipe")
-PCDARTS_FLAGS = tuple(f.name for f in dataclasses.fields(Pcdarts))
-FLAGS = DADARTS_FLAGS + PCDARTS_FLAGS
+# every other module here registers after them, so a new method or loss term is one new
+# file (which may import from this package: its names are set by now)
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+# the package's own methods and every flag of theirs (the search checkpoint's RUN_FLAGS,
+# which --resume takes back), fixed once they have registered
+METHODS = tuple(method_classes)
+FLAGS = flag_names()
 
 __all__ = ["ARCH", "HESSIAN", "UNROLL", "WEIGHTS", "METHODS", "FLAGS", "make_method",
-           "Darts", "Daas", "Dadarts", "Pcdarts"]
-
-
-def make_method(method="darts", **flags):
-    """The method of the command-line flags: `method` and FLAGS.  DADARTS's options compose
-    with plain DARTS; --method dadarts turns its recipe on.  ValueError on a contradiction,
-    its message naming the fix."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; one of {METHODS}")
-    pc = {k: v for k in PCDARTS_FLAGS if (v := flags.pop(k, None)) is not None}
-    dadarts = Dadarts(recipe=method == "dadarts", **flags)
-    if method in ("daas", "pcdarts") and dadarts.active:
-        raise ValueError(f"{method.upper()} does not combine with the DADARTS options: drop "
-                         "the DADARTS flags or use --method darts")
-    if pc and method != "pcdarts":
-        raise ValueError(f"{', '.join('--' + k for k in pc)}: PC-DARTS's, not "
-                         f"{method.upper()}'s: add --method pcdarts or drop them")
-    if method == "daas":
-        return Daas()
-    if method == "pcdarts":
-        return Pcdarts(**pc)
-    return dadarts if dadarts.active else Darts()
+           "add_method_flags", "Darts", "Daas", "Dadarts", "Pcdarts", "LossTerm"]

@@ -17,7 +17,7 @@ import numpy as np
 from ...genotype import CELLS, PRIMITIVES, STEPS, num_edges, softmax
 from ...paddle_static import F, paddle
 from ..arch_params import ArchParameters, split_per_node
-from . import graph
+from . import graph, registry
 from .darts import Darts
 
 BETA_NODES = (1, 2, 3)  # nodes with 3, 4, 5 inputs carry edge weights
@@ -43,8 +43,10 @@ def loss_weights(epoch, epochs):
     return w1, math.log(e - ALPHA_FROZEN) / math.log(base) if base > 1 else 1.0
 
 
+@registry.register_method
 class Daas(Darts):
     name = "daas"
+    summary = "DAAS (no 'none', edge weights beta, entropy and two-edge loss)"
     primitives = PRIMITIVES[1:]
     alpha_frozen_epochs = ALPHA_FROZEN
     betas_label = "softmax(min(beta, 1))"
@@ -56,13 +58,13 @@ class Daas(Darts):
         return (ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-4)
                 + ArchParameters.betas(BETA_NODES, start, 1e-4))
 
-    def knobs(self, epoch, epochs):
+    def epoch_feeds(self, epoch, epochs):
         return {"daas_w": np.array(loss_weights(epoch, epochs))}
 
-    def knob_shapes(self, training):
+    def feed_shapes(self, training):
         return {"daas_w": [2]} if training else {}
 
-    def op_weights(self, arch, knobs):
+    def op_weights(self, arch, feeds):
         """Both cells at once, per node on a padded [nodes, 5] table of betas (graph.by_node).
         Without the loss weights (the inference program) no extra loss."""
         alpha, beta = graph.stacked(arch, "alphas"), graph.stacked(arch, "betas")
@@ -74,9 +76,9 @@ class Daas(Darts):
         inputs = graph.table([[n + 2.0] for n in BETA_NODES] * len(CELLS), dtype)
         edge_factor = graph.to_edges(edge_share * inputs, BETA_NODES, 1.0)  # node 0: 1
         weights = paddle.concat([paddle.zeros([n_edges, 1], dtype), op_weights], axis=1) * edge_factor
-        if "daas_w" not in knobs:
+        if "daas_w" not in feeds:
             return graph.per_cell(weights), None
-        w = knobs["daas_w"]
+        w = feeds["daas_w"]
         h_alpha = paddle.sum(graph.entropy(op_weights))  # summed over edges (MinEntropyLoss.py)
         two_edges = paddle.sum(graph.by_node(paddle.clip(beta, min=0.0, max=1.0), BETA_NODES, 0.0),
                                axis=1) - 2

@@ -13,18 +13,19 @@ chosen per pass as the authors' forward(x, use_topk, use_hd), top-k winning over
            --hd_start (0-based)
 DAL: factor x the mean over the normal cell's nodes of MSE(node's softmax, its hard one-hot).
 
-The switches `use_topk`, `use_hd`, `use_dal` are fed per pass, the temperature per epoch;
-the hard one-hot and the top-k thresholds follow the alphas and are computed on the host
-after every alpha update (a bisection in the program would cost ~250 ops).
+The per-pass feeds `use_topk`, `use_hd`, `use_dal` switch them, the temperature is fed per
+epoch; the hard one-hot and the top-k thresholds follow the alphas and are computed on the
+host after every alpha update (a bisection in the program would cost ~250 ops).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from ...cli import non_negative_int
 from ...genotype import CELLS, PRIMITIVES, STEPS, num_edges, softmax
 from ...paddle_static import F, paddle
-from . import graph, topk
+from . import graph, registry, topk
 from .darts import ARCH, HESSIAN, UNROLL, WEIGHTS, Darts
 
 
@@ -41,6 +42,7 @@ def hard_mask_numpy(soft):
     return mask
 
 
+@registry.register_method
 @dataclass
 class Dadarts(Darts):
     hd_on_weights: bool = False
@@ -55,13 +57,58 @@ class Dadarts(Darts):
     dal_factor: float = 1.0
     recipe: bool = False  # --method dadarts: the published recipe's flags on
 
+    name = "dadarts"
+    summary = ("the DADARTS recipe (= --dal_on_alphas --topk_on_alphas "
+               "--linear_temperature_increase --hd_on_weights)")
+    extends = (Darts.name,)  # its options compose with plain DARTS
+    flags = (
+        registry.Flag("hd_on_weights", "train weights (and validate) on the hard one-hot of "
+                      "the alphas: per node the top-1 op of its 2 strongest edges",
+                      action="store_true"),
+        registry.Flag("hd_start", "first epoch (0-based, as the authors count) of hard "
+                      "discretization; above 0 it implies --hd_on_weights",
+                      type=non_negative_int),
+        registry.Flag("topk_on_alphas", "soft top-k (1 op per edge, 2 edge-ops per node) in "
+                      "the architect's passes", action="store_true"),
+        registry.Flag("topk_on_weights", "soft top-k in the weight training forward and "
+                      "validation", action="store_true"),
+        registry.Flag("topk_temperature", "temperature t of the soft top-k (not used with "
+                      "--linear_temperature_increase)", type=float),
+        registry.Flag("linear_temperature_increase", "top-k temperature max * epoch / epochs "
+                      "(0-based epoch: 0 at the first epoch)", action="store_true"),
+        registry.Flag("linear_temperature_max", "that max", type=float),
+        registry.Flag("topk_exact_gradient", "the top-k's exact gradient (t times the "
+                      "authors', which leaves out the temperature's chain-rule factor)",
+                      action="store_true"),
+        registry.Flag("dal_on_alphas", "add the discretization loss (mean over the normal "
+                      "cell's nodes of MSE(softmax(alpha), hard one-hot)) to the architect's "
+                      "loss", action="store_true"),
+        registry.Flag("dal_factor", "weight of that loss", type=float),
+    )
+
     def __post_init__(self):
         if self.recipe:
-            self.name = "dadarts"
             self.dal_on_alphas = self.topk_on_alphas = self.hd_on_weights = True
             self.linear_temperature_increase = True
+        else:  # its options on plain DARTS
+            self.name = Darts.name
         if self.hd_start > 0:  # the authors' controller: a start epoch switches it on
             self.hd_on_weights = True
+
+    @classmethod
+    def in_use(cls, **values):
+        """Only the options that change what is computed count (a temperature alone
+        does not)."""
+        return cls(**values).active
+
+    @classmethod
+    def refusal(cls, method, **values):
+        return (f"{method.upper()} does not combine with the DADARTS options: drop the "
+                "DADARTS flags or use --method darts")
+
+    @classmethod
+    def build(cls, method, **values):
+        return cls(recipe=method == cls.name, **values)
 
     @property
     def topk(self):
@@ -79,10 +126,10 @@ class Dadarts(Darts):
             return self.topk_temperature
         return self.linear_temperature_max * epoch / epochs
 
-    def knobs(self, epoch, epochs):
+    def epoch_feeds(self, epoch, epochs):
         return {"temperature": np.array([self.temperature(epoch, epochs)])} if self.topk else {}
 
-    def switches(self, kind, epoch):
+    def pass_feeds(self, kind, epoch):
         use_topk = {UNROLL: False, ARCH: self.topk_on_alphas, HESSIAN: self.topk_on_alphas,
                     WEIGHTS: self.topk_on_weights}[kind]
         values = {}
@@ -96,19 +143,19 @@ class Dadarts(Darts):
 
     follows_alpha = True
 
-    def alpha_knobs(self, arch, knobs):
-        """The top-k thresholds at this epoch's `knobs["temperature"]`, the hard one-hot."""
+    def alpha_feeds(self, arch, feeds):
+        """The top-k thresholds at this epoch's `feeds["temperature"]`, the hard one-hot."""
         soft = np.concatenate([softmax(np.asarray(arch[f"alphas_{c}"], np.float64))
                                for c in CELLS])
         result = {}
         if self.topk:
             x, k, valid = topk.rows_numpy(soft)
-            result["topk_tau"] = topk.thresholds(x, k, float(knobs["temperature"][0]), valid)
+            result["topk_tau"] = topk.thresholds(x, k, float(feeds["temperature"][0]), valid)
         if self.hd_on_weights or self.dal_on_alphas:
             result["hard"] = hard_mask_numpy(soft)
         return result
 
-    def knob_shapes(self, training):
+    def feed_shapes(self, training):
         """The gradient program reads them all; the inference program what the weight
         pass's network needs."""
         shapes = {}
@@ -122,22 +169,22 @@ class Dadarts(Darts):
             shapes["use_dal"] = [1]
         return shapes
 
-    def op_weights(self, arch, knobs):
+    def op_weights(self, arch, feeds):
         """Both cells stacked; the inference program has no `use_dal`: validation measures
         the network the weights train, without the extra loss."""
         soft = F.softmax(graph.stacked(arch, "alphas"), axis=-1)
         weights = soft
-        if "use_hd" in knobs:
-            weights = graph.select(knobs["use_hd"], knobs["hard"], weights)
-        if "use_topk" in knobs:  # top-k wins over hard, as in the authors' forward()
-            factor = topk.factor(soft, knobs["temperature"], knobs["topk_tau"],
+        if "use_hd" in feeds:
+            weights = graph.select(feeds["use_hd"], feeds["hard"], weights)
+        if "use_topk" in feeds:  # top-k wins over hard, as in the authors' forward()
+            factor = topk.factor(soft, feeds["temperature"], feeds["topk_tau"],
                                  self.topk_exact_gradient)
-            weights = graph.select(knobs["use_topk"], soft * factor, weights)
+            weights = graph.select(feeds["use_topk"], soft * factor, weights)
         extra = None
-        if "use_dal" in knobs:
-            dal = _dal(soft, knobs["hard"])
+        if "use_dal" in feeds:
+            dal = _dal(soft, feeds["hard"])
             extra = paddle.reshape(
-                knobs["use_dal"] * graph.const(self.dal_factor, dal.dtype) * dal, [])
+                feeds["use_dal"] * graph.const(self.dal_factor, dal.dtype) * dal, [])
         return graph.per_cell(weights), extra
 
 

@@ -1,7 +1,8 @@
 """Plain DARTS, and the protocol every search method follows (the other methods subclass
-it): the architecture parameters, the op weights W [edges, 8] of each cell type in the
-program (one column per PRIMITIVES op, 'none' first), the values fed per epoch, per pass
-and per alpha update, and the genotype.
+it): its name, flags and compatibility rules (registry.py), the architecture parameters,
+the op weights W [edges, 8] of each cell type in the program (one column per PRIMITIVES op,
+'none' first), the values the programs are fed (per epoch, per pass, from the current
+alphas), and the genotype.
 
 The passes of a search step (the Architect), each of which a method may weight differently:
   UNROLL   the training-batch gradient that gives w' (second order)
@@ -13,17 +14,43 @@ The passes of a search step (the Architect), each of which a method may weight d
 import numpy as np
 
 from ...genotype import CELLS, PRIMITIVES, STEPS, genotype_from_weights, num_edges, softmax
-from ...paddle_static import F, paddle
+from ...paddle_static import F
 from ..arch_params import ArchParameters
+from . import registry
 
 UNROLL, ARCH, HESSIAN, WEIGHTS = "unroll", "arch", "hessian", "weights"
 
 
+@registry.register_method
 class Darts:
-    name = "darts"
+    name = "darts"  # its --method; an instance's: the --method it runs under
     primitives = PRIMITIVES
+    summary = None  # its entry in the help of --method
+    flags = ()  # its own command-line options (registry.Flag)
+    extends = ()  # the methods its options may join (that run then builds this class)
     partial_channels = 1  # 1/k of each edge's input channels go through its mixed op (PC-DARTS)
     betas_label = None  # what betas_numpy's normalised values are, for the log
+    loss_terms = ()  # the loss terms (terms.py) make_method attached
+
+    # ------------------------------------------------------------------ from the flags
+
+    @classmethod
+    def in_use(cls, **values):
+        """Do its options `values` ({flag: value}) change what a run computes?  By default:
+        does any differ from its default."""
+        return registry.differs_from_defaults(cls, values)
+
+    @classmethod
+    def refusal(cls, method, **values):
+        """The message refusing its options in use under `--method method`."""
+        given = ", ".join("--" + flag for flag in values)
+        return f"{given}: {cls.name}'s, not {method}'s: add --method {cls.name} or drop them"
+
+    @classmethod
+    def build(cls, method, **values):
+        """The instance a run of `--method method` (its name, or one of `extends`) computes
+        with, from its options."""
+        return cls(**values)
 
     def set_run_flags(self, args, given):
         """Set a new run's flags that the command line leaves out (`given`: those it names)
@@ -35,21 +62,22 @@ class Darts:
 
     # ------------------------------------------------------------------ fed values
 
-    def knobs(self, epoch, epochs):
+    def epoch_feeds(self, epoch, epochs):
         """{feed name: array} that the programs read at 0-based `epoch` of `epochs`."""
         return {}
 
-    def switches(self, kind, epoch):
+    def pass_feeds(self, kind, epoch):
         """{feed name: array}: how pass `kind` weights the ops at 0-based `epoch`."""
         return {}
 
     follows_alpha = False  # do the programs read values computed from the current alphas?
 
-    def alpha_knobs(self, arch, knobs):
-        """{feed name: array} computed on the host from the alphas `arch` (raw values)."""
+    def alpha_feeds(self, arch, feeds):
+        """{feed name: array} computed on the host from the alphas `arch` (raw values) and
+        the epoch's `feeds`."""
         return {}
 
-    def knob_shapes(self, training):
+    def feed_shapes(self, training):
         """{feed name: shape} a program reads: the gradient program (training) or the
         inference program."""
         return {}
@@ -67,9 +95,11 @@ class Darts:
 
     # ------------------------------------------------------------------ in the program
 
-    def op_weights(self, arch, knobs):
-        """({cell: W [edges, 8]}, extra loss or None) from the architecture parameters and
-        the fed knobs (variables by name)."""
+    def op_weights(self, arch, feeds):
+        """({cell: W [edges, 8]}, the method's own loss or None) from the architecture
+        parameters and the fed values (variables by name).  Its own loss is part of the
+        method, built from the same tensors as W; terms that compose with any method are
+        loss terms (terms.py)."""
         return {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}, None
 
     # ------------------------------------------------------------------ results

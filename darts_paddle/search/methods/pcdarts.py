@@ -17,10 +17,11 @@ from typing import Optional
 
 import numpy as np
 
+from ...cli import non_negative_int, positive_int
 from ...genotype import CELLS, STEPS, genotype_from_weights, num_edges, softmax
 from ...paddle_static import F, paddle
 from ..arch_params import ArchParameters, split_per_node
-from . import graph
+from . import graph, registry
 from .darts import Darts
 
 NODES = tuple(range(STEPS))  # every node normalises its edges
@@ -31,13 +32,35 @@ PAPER_FLAGS = {"batch_size": 256, "learning_rate": 0.1, "learning_rate_min": 0.0
                "arch_learning_rate": 6e-4}
 
 
+@registry.register_method
 @dataclass
 class Pcdarts(Darts):
     pc_k: int = DEFAULT_K
     warmup_epochs: Optional[int] = None  # None: WARMUP of PAPER_EPOCHS, scaled to the run
 
     name = "pcdarts"
+    summary = ("PC-DARTS (partial channels, edge normalisation, warm-up), whose new runs "
+               "default to --batch_size 256 --learning_rate 0.1 --learning_rate_min 0 "
+               "--arch_learning_rate 6e-4 (the paper's)")
+    # None: not given (set_run_flags fills them in for a new run)
+    flags = (
+        registry.Flag("pc_k", "PC-DARTS: 1/K of each edge's input channels go through its "
+                      "mixed op (default 4; --init_channels must divide by K)",
+                      type=positive_int, default=None),
+        registry.Flag("warmup_epochs", "PC-DARTS: epochs that train the weights alone before "
+                      "the first architecture update (default 15 of 50: 30%% of --epochs, "
+                      "rounded down)", type=non_negative_int, default=None),
+    )
     betas_label = "softmax(beta)"
+
+    @classmethod
+    def refusal(cls, method, **values):
+        given = ", ".join("--" + flag for flag, value in values.items() if value is not None)
+        return f"{given}: PC-DARTS's, not {method.upper()}'s: add --method pcdarts or drop them"
+
+    @classmethod
+    def build(cls, method, **values):
+        return cls(**{flag: value for flag, value in values.items() if value is not None})
 
     @property
     def partial_channels(self):
@@ -71,7 +94,7 @@ class Pcdarts(Darts):
             raise ValueError(f"--warmup_epochs {args.warmup_epochs} leaves none of the "
                              f"{args.epochs} epochs to the architecture: give fewer")
 
-    def op_weights(self, arch, knobs):
+    def op_weights(self, arch, feeds):
         """Both cells at once: softmax(alpha) rows times their edge's softmax(beta), the
         betas per node on a padded [nodes, 5] table (graph.by_node); the BYPASS column
         (supernet.py) is softmax(beta) itself."""
