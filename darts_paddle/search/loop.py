@@ -20,15 +20,13 @@ import numpy as np
 
 from .. import data, distributed, runtime
 from ..errors import UserError
-from ..genotype import check_search_layers, format_genotype, genotype_from_json, save_genotype_json
 from ..run import vdl
 from ..run.context import Meter, RunContext
 from ..run.progress import epoch_bar, epoch_steps
 from ..runner import Runner
-from . import collapse, report, state
+from . import collapse, report, space, state
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
-from .programs import SearchConfig, build_search_programs, search_heap_bytes
 
 log = logging.getLogger("darts_paddle.search")
 
@@ -57,7 +55,7 @@ def main(args, given):
     distributed.check_batch_size(args.batch_size, world)
     vdl.check_available(args.visualdl)
     if not args.resume:
-        check_search_layers(args.layers)
+        space.check_flags(args)
         ctx = RunContext.new(args.save, "search", SCRIPT, world)
     ctx.log_args(args, changes)
     return run(args, ctx, resumed)
@@ -88,13 +86,13 @@ def run(args, ctx, resumed=None):
     finally:
         batches.valid_batches.close()
     if stopped:  # the architecture of the epoch DARTS-ES points to, as derived then
-        genotype = genotype_from_json(ctx.history[stopped["kept_epoch"] - 1]["genotype"])
+        genotype = space.genotype_from_json(ctx.history[stopped["kept_epoch"] - 1]["genotype"])
     else:
         genotype = report.architecture(programs, runner, args.max_skip)["genotype"]
     if ctx.is_main:
         path = ctx.path("genotype.json")
-        save_genotype_json(genotype, path)
-        print(f"genotype = {format_genotype(genotype)}")
+        space.save_genotype(genotype, path)
+        print(f"genotype = {space.genotype_text(genotype)}")
         print(f"saved to {path}: train with  python train.py --arch={path}")
     return genotype
 
@@ -252,18 +250,11 @@ def make_loaders(args, spec, world=distributed.SINGLE):
 def build(args, spec, world=distributed.SINGLE, place=None):
     """Programs built once, a runner (on `place`), initial values from the seed (the same
     in every process), the architect."""
-    cfg = SearchConfig(method=method_of(args), C=args.init_channels, layers=args.layers,
-                       num_classes=spec.num_classes, in_channels=spec.in_channels,
-                       image_size=spec.image_size, epochs=args.epochs,
-                       learning_rate=args.learning_rate, learning_rate_min=args.learning_rate_min,
-                       momentum=args.momentum, weight_decay=args.weight_decay,
-                       grad_clip=args.grad_clip, arch_learning_rate=args.arch_learning_rate,
-                       arch_weight_decay=args.arch_weight_decay, unrolled=args.unrolled,
-                       world_size=world.size)
+    cfg = space.config(args, spec, method_of(args), world.size)
     place = place or runtime.get_place()
-    runtime.prefault(place, search_heap_bytes(cfg, args.batch_size // world.size))
+    runtime.prefault(place, space.heap_bytes(cfg, args.batch_size // world.size))
     start = time.time()
-    programs = build_search_programs(cfg)
+    programs = space.build_programs(cfg)
     log.info("programs built in %.1f s (gradient program: %d ops)", time.time() - start,
              len(programs["grad"].program.global_block().ops))
     log.info("param size = %.6fMB", programs.network.params.size / 1e6)

@@ -7,9 +7,8 @@ from collections import Counter
 
 import numpy as np
 
-from ..genotype import CELLS, STEPS, format_genotype, genotype_to_json
 from ..run.logs import FILE_ONLY
-from . import collapse
+from . import collapse, space
 
 log = logging.getLogger("darts_paddle.search")
 
@@ -24,14 +23,14 @@ def architecture(programs, runner, max_skip=None):
            "betas": method.betas_numpy(arch), "betas_label": method.betas_label,
            "primitives": list(method.primitives)}
     if max_skip is not None:
-        now["skip_connect_uncapped"] = collapse.skip_count(method.genotype(arch).normal)
+        now["skip_connect_uncapped"] = space.skip_connect(method.genotype(arch))
     return now
 
 
 def log_architecture(now):
     """The genotype and a line per cell (its ops, the strongest op weight of its edges) on
     the console and in log.txt; the op weights (and DAAS's betas) in full in log.txt only."""
-    log.info("genotype = %s", format_genotype(now["genotype"]))
+    log.info("genotype = %s", space.genotype_text(now["genotype"]))
     for cell, weights in now["op_weights"].items():
         ops = Counter(op for op, _ in getattr(now["genotype"], cell))
         strongest = weights.max(axis=1)
@@ -42,7 +41,7 @@ def log_architecture(now):
                  np.array2string(weights, precision=3), extra=FILE_ONLY)
     for cell, nodes in now["betas"].items():
         log.info("%s (%s cell, nodes %d-%d) = %s", now["betas_label"], cell,
-                 STEPS - len(nodes), STEPS - 1,
+                 space.STEPS - len(nodes), space.STEPS - 1,
                  "  ".join(np.array2string(b, precision=3) for b in nodes), extra=FILE_ONLY)
 
 
@@ -54,13 +53,13 @@ def epoch_record(epoch, now, train, valid, eigenvalue=None):
     counts and parameter-free shares, the op weights' entropy (collapse.py)."""
     record = {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
               "valid_loss": valid[0], "valid_acc": valid[1],
-              "genotype": genotype_to_json(now["genotype"]), "primitives": now["primitives"]}
+              "genotype": space.genotype_to_json(now["genotype"]), "primitives": now["primitives"]}
     for cell, weights in now["op_weights"].items():
         record[f"softmax_alphas_{cell}"] = weights.round(6).tolist()
     for cell, nodes in now["betas"].items():
         record[f"softmax_betas_{cell}"] = [b.round(6).tolist() for b in nodes]
     record["hessian_eigenvalue"] = eigenvalue
-    record.update(collapse.cell_statistics(now["genotype"], now["op_weights"]))
+    record.update(space.cell_statistics(now["genotype"], now["op_weights"]))
     if "skip_connect_uncapped" in now:
         record["skip_connect_uncapped"] = {"normal": now["skip_connect_uncapped"]}
     return record
@@ -74,8 +73,8 @@ def log_collapse(record):
              "reduce %.0f%%; entropy of the op weights per edge normal %.3f reduce %.3f",
              record["epoch"], record["skip_connect"]["normal"], capped,
              record["skip_connect"]["reduce"],
-             *(100 * record["parameter_free"][c] for c in CELLS),
-             *(record["alpha_entropy"][c] for c in CELLS))
+             *(100 * record["parameter_free"][c] for c in space.CELLS),
+             *(record["alpha_entropy"][c] for c in space.CELLS))
 
 
 def darts_es(args, history):
