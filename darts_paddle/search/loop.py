@@ -21,7 +21,8 @@ import numpy as np
 from .. import data, distributed, runtime
 from ..errors import UserError
 from ..run import vdl
-from ..run.context import Meter, RunContext
+from ..run.context import RunContext
+from ..run.meter import Meter
 from ..run.progress import epoch_bar, epoch_steps
 from ..runner import Runner
 from . import collapse, report, space, state

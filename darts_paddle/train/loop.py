@@ -24,7 +24,8 @@ from ..errors import UserError
 from ..genotype import format_genotype, genotype_from_json
 from ..nets.networks import build_network, drop_path_masks
 from ..run import vdl
-from ..run.context import Meter, RunContext
+from ..run.context import RunContext
+from ..run.meter import Meter
 from ..run.logs import setup_logging
 from ..run.progress import epoch_bar, epoch_steps
 from ..runner import Runner
