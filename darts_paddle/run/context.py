@@ -86,8 +86,8 @@ class RunContext:
 
     def start_processes(self, batch_size):
         """Under paddle.distributed.launch: the communicator, and this process's place;
-        None in a single process (the runner picks the place)."""
-        distributed.check_batch_size(batch_size, self.world)
+        None in a single process (the runner picks the place).  The loops have checked
+        that `batch_size` divides over the processes before writing anything."""
         if not self.world.distributed:
             return None
         place = distributed.start(self.world)
@@ -118,8 +118,7 @@ class RunContext:
         the run as the signal asked."""
         if self.is_main:
             save()
-        log.info("%ssaved; continue with  %s", where, self.resume_command)
-        self.stop.stop()
+        self._stop_saved(where)
 
     def end_epoch(self, done, save, record=None, last=False):
         """After epoch `done` (1-based): the record into history.json and `save()` (rank 0),
@@ -132,10 +131,14 @@ class RunContext:
                 write_history(self.save_dir, self.history)
             save()
         if self.stop.requested:
-            log.info("saved; continue with  %s", self.resume_command)
-            self.stop.stop()
+            self._stop_saved()
         if not last:
             distributed.barrier(self.world, f"epoch-{done}")
+
+    def _stop_saved(self, where=""):
+        """End the run as the signal asked, once it is saved, saying how to continue."""
+        log.info("%ssaved; continue with  %s", where, self.resume_command)
+        self.stop.stop()
 
     def check_finite(self, values, epoch, step, what, advice, written=""):
         """Stop at the first value that is not finite ({name: value}): the run diverged.

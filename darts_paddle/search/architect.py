@@ -154,17 +154,18 @@ def build_alpha_programs(net, shared, arch, cfg, startup, velocity):
       combine        G_alpha <- d_alpha - eta * (g_plus - G_alpha) / (2 R)
       restore_w      w <- w_backup
     """
-    shapes = net.params.bank_shapes()
-    missing = [b for b in shapes if b not in velocity]
-    if cfg.unrolled and missing:
-        raise ValueError(f"no momentum buffer of the weight banks {missing[:3]}...: the "
-                         "virtual step reads the weight optimizer's; build the weight step "
-                         "first and pass its velocity")
     progs = {}
     alpha_step, scheduler = _alpha_step(shared, arch, cfg, startup)
     progs["alpha_step"] = alpha_step
     if not cfg.unrolled:
         return progs, scheduler
+
+    shapes = net.params.bank_shapes()
+    missing = [b for b in shapes if b not in velocity]
+    if missing:
+        raise ValueError(f"no momentum buffer of the weight banks {missing[:3]}...: the "
+                         "virtual step reads the weight optimizer's; build the weight step "
+                         "first and pass its velocity")
 
     def program(name, feeds=()):
         progs[name] = Prog(paddle.static.Program(), list(feeds))

@@ -33,8 +33,8 @@ DEFAULT_ARCH = "DARTS"
 # where a run is: finished epochs, the best test accuracy and its epoch, the last epoch's
 # test and train accuracies (None before the first); a run stopped in mid-epoch adds its
 # "step" and "meter"
-PROGRESS = ("epoch", "best_acc", "best_epoch", "test_acc", "train_acc")
 START = dict(epoch=0, best_acc=0.0, best_epoch=0, test_acc=None, train_acc=None)
+PROGRESS = tuple(START)
 
 
 def metadata(args, cfg, genotype, progress, **extra):
