@@ -4,8 +4,12 @@ sum over i < j of op(node i), node 3 the output; one of 5 ops on each of the 6 e
 The string lists the edges node by node, each node's inputs in order:
 `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|` for the edges 0->1; 0->2, 1->2; 0->3, 1->3, 2->3."""
 
-from ..errors import UserError
+import json
 
+from ..errors import UserError
+from ..storage.atomic import write_atomic
+
+SPACE = "nb201"  # the "space" of a cell's JSON: {"space": "nb201", "arch": ARCH_STRING}
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NODES = 4
 EDGES = tuple((i, j) for j in range(1, NODES) for i in range(j))  # the string's order
@@ -59,3 +63,33 @@ def reaches_output(ops):
         if i in reached and op != "none":
             reached.add(j)
     return NODES - 1 in reached
+
+
+def to_json(ops):
+    """The cell as the JSON a search writes (genotype.json) and train.py --arch reads."""
+    return {"space": SPACE, "arch": format_arch(ops)}
+
+
+def is_cell_json(obj):
+    """Is `obj` (parsed JSON) a NAS-Bench-201 cell, or a record holding one under
+    "genotype" (a history.json epoch)?"""
+    if isinstance(obj, dict) and isinstance(obj.get("genotype"), dict):
+        obj = obj["genotype"]
+    return isinstance(obj, dict) and obj.get("space") == SPACE
+
+
+def from_json(obj):
+    """The op of every edge from `to_json`'s dict, or a record holding it under "genotype"."""
+    if isinstance(obj, dict) and isinstance(obj.get("genotype"), dict):
+        obj = obj["genotype"]
+    if not (isinstance(obj, dict) and obj.get("space") == SPACE and "arch" in obj):
+        raise UserError(f'a NAS-Bench-201 cell\'s JSON is {{"space": "{SPACE}", "arch": '
+                        f'"{EXAMPLE}"}}; got {str(obj)[:200]}')
+    return parse(obj["arch"])
+
+
+def save_json(ops, path):
+    """Write the cell's JSON atomically (a reader never sees half a file)."""
+    text = json.dumps(to_json(ops), indent=2) + "\n"
+    write_atomic(path, lambda f: f.write(text), mode="w")
+    return path
