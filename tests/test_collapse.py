@@ -261,7 +261,8 @@ def test_skip_cap_in_daas_keeps_the_inputs_beta_chose():
 def test_cell_statistics_count_and_average():
     w, uniform = capped_weights(), np.full((14, 8), 1 / 8)
     g = derive_genotype(w, uniform, max_skip=2)
-    stats = collapse.cell_statistics(g, {"normal": w, "reduce": uniform})
+    ops = {cell: [op for op, _ in getattr(g, cell)] for cell in ("normal", "reduce")}
+    stats = collapse.cell_statistics(ops, {"normal": w, "reduce": uniform})
     assert stats["skip_connect"] == {"normal": 2, "reduce": 0}
     # normal: the two skips; reduce: every op ties, so max_pool_3x3 (the first but 'none')
     assert stats["parameter_free"] == {"normal": 2 / 8, "reduce": 1.0}

@@ -33,7 +33,9 @@ EPOCH_TAGS = {
     "hessian_eigenvalue": "collapse/hessian_eigenvalue",
 }
 # record fields that hold one number per cell (search/collapse.py) -> <field>/<cell>
-PER_CELL = ("skip_connect", "skip_connect_uncapped", "parameter_free", "alpha_entropy")
+# {name: number} fields of a record, each number its own tag <field>/<name>: the cells'
+# signs of collapse, and NAS-Bench-201's table scores per data set
+PER_CELL = ("skip_connect", "skip_connect_uncapped", "parameter_free", "alpha_entropy", "nb201")
 
 
 class Board:
@@ -77,19 +79,16 @@ class Board:
         self.scalars({f"train_step/{k}": v for k, v in values.items()},
                      epoch * self.steps_per_epoch + step)
 
-    def cells(self, genotype, step):
-        """The normal and reduction cells of `genotype` as images cells/<cell> at `step`;
-        without graphviz's `dot` a warning, once, and no pictures."""
+    def cells(self, pictures, step):
+        """Cell pictures ({cell: a function returning PNG bytes}) as images cells/<cell>
+        at `step`; without graphviz's `dot` a warning, once, and no pictures."""
         if self.writer is None or not self.draw:
             return
         from PIL import Image
 
-        from ..viz.cells import render_cell
-
-        for cell in ("normal", "reduce"):
+        for cell, draw in pictures.items():
             try:
-                png = render_cell(getattr(genotype, cell), getattr(genotype, f"{cell}_concat"),
-                                  label=f"{cell} cell")
+                png = draw()
             except UserError as exc:
                 log.warning("VisualDL: no cell pictures: %s", exc)
                 self.draw = False

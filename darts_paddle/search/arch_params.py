@@ -10,8 +10,6 @@ from typing import Tuple
 
 import numpy as np
 
-from ..genotype import CELLS
-
 
 @dataclass(frozen=True)
 class ArchParameter:
@@ -27,17 +25,19 @@ class ArchParameters:
         self.parameters = list(parameters)
 
     @classmethod
-    def alphas(cls, edges, ops, noise):
-        """alphas_<cell> [edges, ops] ~ noise x N(0, 1), for both cell types."""
-        return cls(ArchParameter(f"alphas_{c}", (edges, ops), "alphas", 0.0, noise)
-                   for c in CELLS)
+    def alphas(cls, layout, ops, noise):
+        """alphas_<cell> [edges, ops] ~ noise x N(0, 1), for every cell type of the
+        methods.layout.Layout `layout`."""
+        return cls(ArchParameter(f"alphas_{c}", (layout.edges, ops), "alphas", 0.0, noise)
+                   for c in layout.cells)
 
     @classmethod
-    def betas(cls, nodes, start, noise):
-        """betas_<cell>, one per input edge of each node in `nodes` (node k has k + 2), for
-        both cell types ~ start + noise x N(0, 1); start: a float or an array of their shape."""
-        shape = (sum(n + 2 for n in nodes),)
-        return cls(ArchParameter(f"betas_{c}", shape, "betas", start, noise) for c in CELLS)
+    def betas(cls, layout, nodes, start, noise):
+        """betas_<cell>, one per input edge of each node in `nodes`, for every cell type
+        ~ start + noise x N(0, 1); start: a float or an array of their shape."""
+        shape = (sum(layout.inputs[n] for n in nodes),)
+        return cls(ArchParameter(f"betas_{c}", shape, "betas", start, noise)
+                   for c in layout.cells)
 
     def __add__(self, other):
         return ArchParameters(self.parameters + other.parameters)
@@ -65,6 +65,7 @@ class ArchParameters:
         return {name: runner.get(name) for name in self.names}
 
 
-def split_per_node(betas, nodes):
-    """One cell's betas -> [the betas of each node in `nodes`] (node k: k + 2 of them)."""
-    return np.split(np.asarray(betas, np.float64), np.cumsum([n + 2 for n in nodes])[:-1])
+def split_per_node(betas, layout, nodes):
+    """One cell's betas -> [the betas of each node in `nodes`] (one per input edge)."""
+    sizes = [layout.inputs[n] for n in nodes]
+    return np.split(np.asarray(betas, np.float64), np.cumsum(sizes)[:-1])

@@ -10,7 +10,7 @@ al., P-DARTS, ICCV 2019).  After every epoch the search measures:
                   back-propagation), the mean over a fixed set of validation batches, plus
                   the alphas' weight decay on the diagonal as RobustDARTS adds it;
   skip_connect    the number of skip_connect ops in each derived cell;
-  parameter_free  the share of parameter-free ops (pools, skip; 'none' is never derived);
+  parameter_free  the share of parameter-free ops (none, pools, skip);
   alpha_entropy   the entropy of each edge's op weights, averaged over a cell's edges;
 
 and `darts_es` is the early-stop rule of Zela et al. on the lambda_max of the epochs.  The
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..genotype import CELLS
 from .methods import ARCH
 from .programs import hessian_feed
 
 SKIP = "skip_connect"
+# 'none' is never derived in the DARTS space, and is in NAS-Bench-201's
 PARAMETER_FREE = ("none", "max_pool_3x3", "avg_pool_3x3", SKIP)
 # the Lanczos iteration ends once its error bound is at most this share of its estimate
 TOLERANCE = 1e-3
@@ -143,24 +143,19 @@ def lambda_max(architect, batches, iterations, seed, weight_decay=0.0):
     return Estimate(ritz.value, ritz.bound, ritz.steps, hessian.passes, time.time() - tic)
 
 
-def cell_statistics(genotype, op_weights):
+def cell_statistics(cell_ops, op_weights):
     """The derived cells' {"skip_connect": {cell: count}, "parameter_free": {cell: share of
     its ops}} and {"alpha_entropy": {cell: mean over its edges of the entropy (nats) of the
-    edge's op weights}} from normalised `op_weights` {cell: [edges, ops]}."""
+    edge's op weights}} from their ops {cell: [op, ...]} and normalised `op_weights`
+    {cell: [edges, ops]}."""
     stats = {"skip_connect": {}, "parameter_free": {}, "alpha_entropy": {}}
-    for cell in CELLS:
-        pairs = getattr(genotype, cell)
-        stats["skip_connect"][cell] = skip_count(pairs)
-        stats["parameter_free"][cell] = sum(op in PARAMETER_FREE for op, _ in pairs) / len(pairs)
+    for cell, ops in cell_ops.items():
+        stats["skip_connect"][cell] = ops.count(SKIP)
+        stats["parameter_free"][cell] = sum(op in PARAMETER_FREE for op in ops) / len(ops)
         p = np.asarray(op_weights[cell], np.float64)
         entropy = -np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=1)  # 0 log 0 = 0
         stats["alpha_entropy"][cell] = float(entropy.mean())
     return stats
-
-
-def skip_count(pairs):
-    """The skip_connect ops among a cell's (op, input) pairs."""
-    return sum(op == SKIP for op, _ in pairs)
 
 
 def darts_es(eigenvalues, window, threshold, start):

@@ -9,6 +9,7 @@ from ..cli import (SAVE_HELP, add_visualdl_flag, fraction, non_negative_float,
                    non_negative_int, positive_float, positive_int)
 from ..data.flags import DATASETS_AND_FOLDER, folder_flags
 from .methods import add_method_flags
+from .spaces import DEFAULT as DEFAULT_SPACE, SPACES
 
 
 def search_parser():
@@ -19,6 +20,11 @@ def search_parser():
     p.add_argument("--data", default="./data", type=os.path.abspath,
                    help="location of the data corpus")
     p.add_argument("--dataset", default="cifar10", choices=DATASETS_AND_FOLDER)
+    p.add_argument("--space", default=DEFAULT_SPACE, choices=tuple(SPACES),
+                   help="the search space: darts (the paper's cells) or nb201 "
+                        "(NAS-Bench-201's cell and network, whose found cells are scored "
+                        "from its table: pip install 'darts-paddle[nb201]'; --layers is "
+                        "then the cells per stage, default 5, and --weight_decay 5e-4)")
     p.add_argument("--batch_size", type=positive_int, default=64)
     p.add_argument("--learning_rate", type=float, default=0.025, help="init weight lr")
     p.add_argument("--learning_rate_min", type=float, default=0.001, help="min weight lr")

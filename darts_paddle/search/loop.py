@@ -25,7 +25,7 @@ from ..run.context import RunContext
 from ..run.meter import Meter
 from ..run.progress import epoch_bar, epoch_steps
 from ..runner import Runner
-from . import collapse, report, space, state
+from . import collapse, report, spaces, state
 from .architect import Architect
 from .methods import FLAGS, WEIGHTS, make_method
 
@@ -49,16 +49,21 @@ def main(args, given):
                             "search-EXP-DATE directory of the run to continue")
         ctx = RunContext.resumed(args.resume, SCRIPT, world)
         *resumed, changes = state.load_state(args, given, ctx.save_dir)
-    method_of(args, None if args.resume else given)  # before anything is written
+    space, applied = spaces.of(args.space), None
+    if not args.resume:  # before anything is written
+        space.check_flags(args)
+        applied = space.set_run_flags(args, given)
+    method_of(args, None if args.resume else given)
     if args.early_stop_eigen and not args.eigen_batches:
         raise UserError("--early_stop_eigen watches the Hessian eigenvalue, which "
                         "--eigen_batches 0 turns off: give --eigen_batches 1 or more")
     distributed.check_batch_size(args.batch_size, world)
     vdl.check_available(args.visualdl)
     if not args.resume:
-        space.check_flags(args)
         ctx = RunContext.new(args.save, "search", SCRIPT, world)
     ctx.log_args(args, changes)
+    if applied:
+        log.info("%s", applied)
     return run(args, ctx, resumed)
 
 
@@ -69,7 +74,7 @@ def run(args, ctx, resumed=None):
     Under paddle.distributed.launch every process takes its part of each batch and the
     programs average the gradients, so weights, alphas and optimizer buffers stay
     bit-identical across processes."""
-    spec = data.run_spec(args)
+    spec, space = data.run_spec(args), spaces.of(args.space)
     initial = state.read_initial_state(args.init_from) if args.init_from else None
     if initial:
         state.check_initial_shape(args, spec, initial[1], args.init_from)
@@ -89,11 +94,15 @@ def run(args, ctx, resumed=None):
     if stopped:  # the architecture of the epoch DARTS-ES points to, as derived then
         genotype = space.genotype_from_json(ctx.history[stopped["kept_epoch"] - 1]["genotype"])
     else:
-        genotype = report.architecture(programs, runner, args.max_skip)["genotype"]
+        genotype = report.architecture(space, programs, runner, args.max_skip)["genotype"]
     if ctx.is_main:
         path = ctx.path("genotype.json")
         space.save_genotype(genotype, path)
         print(f"genotype = {space.genotype_text(genotype)}")
+        scores = space.scores(genotype)
+        if scores:
+            print(f"{space.NAME} table (validation accuracy, mean over its seeds): "
+                  + ", ".join(f"{dataset} {value:.2f}%" for dataset, value in scores.items()))
         print(f"saved to {path}: train with  python train.py --arch={path}")
     return genotype
 
@@ -101,7 +110,7 @@ def run(args, ctx, resumed=None):
 def search_epoch(epoch, args, programs, architect, batches, ctx, done):
     """One epoch (after the steps `done` of a resumed one): train, validate, lambda_max,
     report, save.  Returns DARTS-ES's decision when it ends the search, else None."""
-    runner = architect.runner
+    runner, space = architect.runner, spaces.of(args.space)
     feeds = architect.set_epoch(epoch, args.epochs)
     rates = learning_rates(programs, epoch)
     if not done["losses"]:
@@ -119,14 +128,14 @@ def search_epoch(epoch, args, programs, architect, batches, ctx, done):
              100 * valid[1])
     eigenvalue = hessian_eigenvalue(epoch, len(losses), args, architect, batches.eigen, ctx)
     programs.next_epoch()
-    now = report.architecture(programs, runner, args.max_skip)
-    record = report.epoch_record(epoch, now, train, valid, eigenvalue)
+    now = report.architecture(space, programs, runner, args.max_skip)
+    record = report.epoch_record(space, epoch, now, train, valid, eigenvalue)
     report.log_collapse(record)
     stopped = report.darts_es(args, ctx.history + [record])
     if stopped:
         record["early_stop"] = stopped
     ctx.board.epoch({**record, **rates})
-    ctx.board.cells(now["genotype"], epoch + 1)
+    ctx.board.cells(space.pictures(now["genotype"]), epoch + 1)
     ctx.end_epoch(epoch + 1, record=record, last=bool(stopped) or epoch + 1 == args.epochs,
                   save=lambda: state.save_state(args, ctx.save_dir, programs, runner, epoch + 1,
                                                 NOTHING, batches.valid_batches, stopped))
@@ -210,7 +219,8 @@ def method_of(args, given=None):
     the command line) the flags left out first take the method's defaults.  Contradictory
     flags are a UserError."""
     try:
-        method = make_method(args.method, **{k: getattr(args, k) for k in FLAGS})
+        method = make_method(args.method, spaces.of(args.space).LAYOUT,
+                             **{k: getattr(args, k) for k in FLAGS})
         if given is not None:
             method.set_run_flags(args, given)
         return method
@@ -251,6 +261,7 @@ def make_loaders(args, spec, world=distributed.SINGLE):
 def build(args, spec, world=distributed.SINGLE, place=None):
     """Programs built once, a runner (on `place`), initial values from the seed (the same
     in every process), the architect."""
+    space = spaces.of(args.space)
     cfg = space.config(args, spec, method_of(args), world.size)
     place = place or runtime.get_place()
     runtime.prefault(place, space.heap_bytes(cfg, args.batch_size // world.size))
@@ -289,7 +300,8 @@ def log_epoch_start(epoch, args, programs, runner, feeds, lr):
     if epoch < warmup:
         log.info("epoch %d: warm-up, the weights train alone (the architecture from epoch %d "
                  "on)", epoch + 1, warmup + 1)
-    report.log_architecture(report.architecture(programs, runner, args.max_skip))
+    space = spaces.of(args.space)
+    report.log_architecture(space, report.architecture(space, programs, runner, args.max_skip))
 
 
 def learning_rates(programs, epoch):

@@ -55,12 +55,13 @@ class SearchConfig:
     dtype: str = "float32"  # float64 for gradient checks in tests
     world_size: int = 1  # data-parallel processes (distributed.py)
     method: Darts = field(default_factory=Darts)  # or another class of methods/
+    nesterov: bool = False  # the weights' momentum (NAS-Bench-201's search uses Nesterov's)
 
 
 @dataclass
 class SearchPrograms:
     config: SearchConfig
-    network: SearchNetwork
+    network: object  # SearchNetwork, or another space's supernet
     arch: ArchParameters
     startup: object
     shared: SharedVars
@@ -133,7 +134,7 @@ def _forward(net, shared, arch, cfg, training):
     banks = net.materialize(shared)
     arch_vars = arch.materialize(shared)
     weights, extra = method.op_weights(arch_vars, {n: feeds[n] for n in own})
-    logits = net(x, weights["normal"], weights["reduce"], Context(training=training))
+    logits = net(x, weights, Context(training=training))
     loss = cross_entropy(logits, y)
     if extra is not None and training:
         loss = loss + extra
@@ -249,9 +250,10 @@ def search_heap_bytes(cfg: SearchConfig, batch):
 
 
 @fast_build
-def build_search_programs(cfg: SearchConfig) -> SearchPrograms:
-    """All programs of the search, built once, sharing variables by name."""
-    net = search_network(cfg)
+def build_search_programs(cfg: SearchConfig, net=None) -> SearchPrograms:
+    """All programs of the search on the supernet `net` (its space's, spaces/; None: the
+    DARTS supernet of `cfg`), built once, sharing variables by name."""
+    net = net or search_network(cfg)
     arch = cfg.method.arch_parameters()
     shared = SharedVars(cfg.dtype)
     startup = paddle.static.Program()

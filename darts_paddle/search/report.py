@@ -8,49 +8,53 @@ from collections import Counter
 import numpy as np
 
 from ..run.logs import FILE_ONLY
-from . import collapse, space
+from . import collapse
 
 log = logging.getLogger("darts_paddle.search")
 
 
-def architecture(programs, runner, max_skip=None):
-    """What the architecture parameters say now: {"genotype" (its normal cell with at most
-    `max_skip` skip_connect ops), "op_weights": {cell: array}, "betas": {cell: [array per
-    node]} (DAAS, PC-DARTS) with their "betas_label", "primitives"}; with `max_skip` also
-    "skip_connect_uncapped": the normal cell's skip_connect ops without the cap."""
+def architecture(space, programs, runner, max_skip=None):
+    """What the architecture parameters say now in `space` (spaces/): {"genotype" (with at
+    most `max_skip` skip_connect ops in the normal cell), "op_weights": {cell: array},
+    "betas": {cell: [array per node]} (DAAS, PC-DARTS) with their "betas_label",
+    "primitives"}; with `max_skip` also "skip_connect_uncapped": the normal cell's
+    skip_connect ops without the cap."""
     method, arch = programs.config.method, programs.arch.read(runner)
-    now = {"genotype": method.genotype(arch, max_skip), "op_weights": method.op_weights_numpy(arch),
-           "betas": method.betas_numpy(arch), "betas_label": method.betas_label,
-           "primitives": list(method.primitives)}
+    now = {"genotype": space.derive(method, arch, max_skip),
+           "op_weights": method.op_weights_numpy(arch), "betas": method.betas_numpy(arch),
+           "betas_label": method.betas_label, "primitives": list(method.primitives)}
     if max_skip is not None:
-        now["skip_connect_uncapped"] = space.skip_connect(method.genotype(arch))
+        uncapped = space.cell_ops(space.derive(method, arch))["normal"]
+        now["skip_connect_uncapped"] = uncapped.count(collapse.SKIP)
     return now
 
 
-def log_architecture(now):
+def log_architecture(space, now):
     """The genotype and a line per cell (its ops, the strongest op weight of its edges) on
-    the console and in log.txt; the op weights (and DAAS's betas) in full in log.txt only."""
+    the console and in log.txt; the op weights (and the edge weights) in full in log.txt
+    only."""
     log.info("genotype = %s", space.genotype_text(now["genotype"]))
-    for cell, weights in now["op_weights"].items():
-        ops = Counter(op for op, _ in getattr(now["genotype"], cell))
+    for cell, ops in space.cell_ops(now["genotype"]).items():
+        weights = now["op_weights"][cell]
         strongest = weights.max(axis=1)
         log.info("%s cell: %s; strongest op weight per edge %.3f-%.3f (uniform %.3f)", cell,
-                 ", ".join(f"{op} x{n}" for op, n in ops.most_common()), strongest.min(),
-                 strongest.max(), 1 / weights.shape[1])
+                 ", ".join(f"{op} x{n}" for op, n in Counter(ops).most_common()),
+                 strongest.min(), strongest.max(), 1 / weights.shape[1])
         log.info("op weights (%s cell; columns %s) =\n%s", cell, ", ".join(now["primitives"]),
                  np.array2string(weights, precision=3), extra=FILE_ONLY)
     for cell, nodes in now["betas"].items():
-        log.info("%s (%s cell, nodes %d-%d) = %s", now["betas_label"], cell,
-                 space.STEPS - len(nodes), space.STEPS - 1,
+        log.info("%s (%s cell, per node with them) = %s", now["betas_label"], cell,
                  "  ".join(np.array2string(b, precision=3) for b in nodes), extra=FILE_ONLY)
 
 
-def epoch_record(epoch, now, train, valid, eigenvalue=None):
+def epoch_record(space, epoch, now, train, valid, eigenvalue=None):
     """One history.json record: accuracies, genotype, op weights per edge (the columns
     are `primitives`: DAAS has no 'none'), the edge weights per node of DAAS
-    (softmax(min(beta, 1)), nodes 1-3) and PC-DARTS (softmax(beta), nodes 0-3), and the
-    signs of collapse: lambda_max (None when not estimated), the derived cells' skip_connect
-    counts and parameter-free shares, the op weights' entropy (collapse.py)."""
+    (softmax(min(beta, 1)), nodes 1-3) and PC-DARTS (softmax(beta), every node), the signs
+    of collapse: lambda_max (None when not estimated), the derived cells' skip_connect
+    counts and parameter-free shares, the op weights' entropy (collapse.py); and where the
+    space has a table (NAS-Bench-201), the derived cell's scores in it ("nb201": {data
+    set: mean accuracy %})."""
     record = {"epoch": epoch + 1, "train_loss": train[0], "train_acc": train[1],
               "valid_loss": valid[0], "valid_acc": valid[1],
               "genotype": space.genotype_to_json(now["genotype"]), "primitives": now["primitives"]}
@@ -59,22 +63,30 @@ def epoch_record(epoch, now, train, valid, eigenvalue=None):
     for cell, nodes in now["betas"].items():
         record[f"softmax_betas_{cell}"] = [b.round(6).tolist() for b in nodes]
     record["hessian_eigenvalue"] = eigenvalue
-    record.update(space.cell_statistics(now["genotype"], now["op_weights"]))
+    record.update(collapse.cell_statistics(space.cell_ops(now["genotype"]), now["op_weights"]))
     if "skip_connect_uncapped" in now:
         record["skip_connect_uncapped"] = {"normal": now["skip_connect_uncapped"]}
+    scores = space.scores(now["genotype"])
+    if scores is not None:
+        record[space.NAME] = scores
     return record
 
 
 def log_collapse(record):
-    """The signs of collapse in an epoch's record, but lambda_max (logged with its cost)."""
+    """The signs of collapse in an epoch's record, but lambda_max (logged with its cost),
+    and a table's scores of the derived cell."""
     before = record.get("skip_connect_uncapped")
-    capped = f" ({before['normal']} before --max_skip)" if before else ""
-    log.info("epoch %d skip_connect normal %d%s reduce %d; parameter-free ops normal %.0f%% "
-             "reduce %.0f%%; entropy of the op weights per edge normal %.3f reduce %.3f",
-             record["epoch"], record["skip_connect"]["normal"], capped,
-             record["skip_connect"]["reduce"],
-             *(100 * record["parameter_free"][c] for c in space.CELLS),
-             *(record["alpha_entropy"][c] for c in space.CELLS))
+    cells = []
+    for cell, skips in record["skip_connect"].items():
+        capped = f" ({before[cell]} before --max_skip)" if before and cell in before else ""
+        cells.append(f"{cell}: skip_connect {skips}{capped}, parameter-free ops "
+                     f"{100 * record['parameter_free'][cell]:.0f}%, entropy of the op weights "
+                     f"per edge {record['alpha_entropy'][cell]:.3f}")
+    log.info("epoch %d %s", record["epoch"], "; ".join(cells))
+    if "nb201" in record:
+        log.info("epoch %d NAS-Bench-201 validation accuracy of the cell (mean over the "
+                 "table's seeds): %s", record["epoch"],
+                 ", ".join(f"{d} {v:.2f}%" for d, v in record["nb201"].items()))
 
 
 def darts_es(args, history):

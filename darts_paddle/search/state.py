@@ -22,7 +22,7 @@ OLD_LAYOUT = ("darts-paddle-search/1", "darts-paddle-search-weights/1")
 METHODS_REVISION = 2
 # flags that change what a search computes, and where its data are: a resumed run takes
 # them from its checkpoint
-RUN_FLAGS = ("data", "dataset", "batch_size", "learning_rate", "learning_rate_min", "momentum",
+RUN_FLAGS = ("data", "dataset", "space", "batch_size", "learning_rate", "learning_rate_min", "momentum",
              "weight_decay", "epochs", "init_channels", "layers", "cutout", "cutout_length",
              "seed", "grad_clip", "train_portion", "unrolled", "arch_learning_rate",
              "arch_weight_decay", "max_steps", "method", *METHOD_FLAGS,

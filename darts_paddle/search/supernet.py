@@ -31,7 +31,7 @@ are concatenated behind the mixed op's output and the whole is channel-shuffled 
 of k, as the authors' MixedOp.  The edge weight beta of the edge normalisation scales the
 whole edge output: inside the op weights W (W = beta x softmax(alpha)) for the mixed op,
 and as W's extra column BYPASS for the bypass.  All E edges of a state are concatenated
-and shuffled at once (`EdgesFromState._with_bypass`).
+and shuffled at once (`with_bypass`).
 
 Parameter names keep the edge structure: `cells.3.from_1.sep_conv_3x3.dw_1` holds the
 first depthwise weights of the sep_conv_3x3 ops of all edges leaving state 1 of cell 3,
@@ -74,6 +74,19 @@ def edge_index(source, node):
 def targets(source, steps=STEPS):
     """Nodes fed by a state: node i reads states 0 .. i+1."""
     return list(range(max(0, source - 1), steps))
+
+
+def with_bypass(mixed, bypass, factor, k):
+    """PC-DARTS's edge outputs: channel_shuffle(concat(mixed op, factor x bypass), k) of
+    all E edges leaving a state at once.  The shuffle views an edge's C channels as
+    [k, C/k] and transposes them; mixed [B, E*C/k, h, w], bypass [B, C - C/k, h, w],
+    factor [E, 1, 1, 1] -> [B, E*C, h, w]."""
+    E, (c, h, w) = factor.shape[0], bypass.shape[1:]
+    c //= k - 1
+    parts = [paddle.reshape(mixed, [-1, E, 1, c, h * w]),
+             paddle.reshape(bypass, [-1, 1, k - 1, c, h * w]) * factor]
+    shuffled = paddle.transpose(paddle.concat(parts, axis=2), [0, 1, 3, 2, 4])
+    return paddle.reshape(shuffled, [-1, E * k * c, h, w])
 
 
 class ConvOps:
@@ -139,17 +152,6 @@ class EdgesFromState:
             mixed.append(self.reduce(x, ctx, scale=weights.skip_scale))
         return total(mixed)
 
-    def _with_bypass(self, mixed, bypass, factor):
-        """PC-DARTS's edge outputs: channel_shuffle(concat(mixed op, factor x bypass), k) of
-        every edge at once.  The shuffle views an edge's C channels as [k, C/k] and
-        transposes them; mixed [B, E*C/k, h, w], bypass [B, C - C/k, h, w], factor
-        [E, 1, 1, 1] -> [B, E*C, h, w]."""
-        k, c, (h, w) = self.k, self.C_op, mixed.shape[2:]
-        parts = [paddle.reshape(mixed, [-1, self.E, 1, c, h * w]),
-                 paddle.reshape(bypass, [-1, 1, k - 1, c, h * w]) * factor]
-        shuffled = paddle.transpose(paddle.concat(parts, axis=2), [0, 1, 3, 2, 4])
-        return paddle.reshape(shuffled, [-1, self.E * self.C, h, w])
-
     def __call__(self, x, weights, ctx):
         """Edge outputs, one [B, C, h, w] tensor per target node: sum_k w[e, k] op_k(x), or
         with partial channels the shuffled concatenation above.
@@ -162,7 +164,7 @@ class EdgesFromState:
             ops_in, bypass = paddle.split(x, [self.C_op, self.C - self.C_op], axis=1)
             if self.stride == 2:  # the authors' MixedOp max-pools the bypass to the new size
                 bypass = max_pool(bypass, 2, 2)
-            mixed = self._with_bypass(self._mixed(ops_in, weights, ctx), bypass, weights.bypass)
+            mixed = with_bypass(self._mixed(ops_in, weights, ctx), bypass, weights.bypass, self.k)
         return paddle.split(mixed, self.E, axis=1) if self.E > 1 else [mixed]
 
 
@@ -292,15 +294,15 @@ class SearchNetwork:
         self.classifier_w = p.declare("classifier.weight", [C_p, num_classes])
         self.classifier_b = p.declare("classifier.bias", [num_classes], fan_in=C_p)
 
-    def __call__(self, x, weights_normal, weights_reduce, ctx):
-        """Logits; weights_*: the op weights W [edges, 8] of the normal / reduction cells
-        (with partial channels [edges, 9]: the BYPASS column last)."""
+    def __call__(self, x, op_weights, ctx):
+        """Logits; op_weights: {"normal", "reduce": the op weights W [edges, 8] of that
+        cell type} (with partial channels [edges, 9]: the BYPASS column last)."""
         weights = {}  # reduction -> CellWeights, shared by the cells of that type
         s0 = s1 = self.stem_bn(conv(x, self.stem_conv, padding=1), ctx)
         for cell in self.cells:
             if cell.reduction not in weights:  # only the types present: no unused ops
                 weights[cell.reduction] = CellWeights(
-                    weights_reduce if cell.reduction else weights_normal, cell.reduction,
+                    op_weights["reduce" if cell.reduction else "normal"], cell.reduction,
                     self.k > 1)
             s0, s1 = s1, cell(s0, s1, weights[cell.reduction].per_source(cell.C_op), ctx)
         # reshape, not flatten: flatten's gradient cannot be differentiated again (hessian)

@@ -32,6 +32,7 @@ from ..runner import Runner
 from ..storage.checkpoint import CHECKPOINT
 from . import state
 from .export import check_onnx_available, export_inference_model
+from ..viz.cells import genotype_pictures
 from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
 
 log = logging.getLogger("darts_paddle.train")
@@ -188,7 +189,7 @@ def train(args, kind, ctx, given=()):
         args, cfg, genotype, progress, **extra)
     with ctx.epochs(args.visualdl, epoch_steps(train_loader, args.max_steps)):
         if progress["epoch"] == 0 and step == 0:
-            ctx.board.cells(genotype, 0)
+            ctx.board.cells(genotype_pictures(genotype), 0)
         for epoch in range(progress["epoch"], cfg.epochs):
             rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
             log.info("epoch %d lr %e drop_path_prob %f", epoch + 1, *rates.values())

@@ -48,6 +48,7 @@ class TrainConfig:
     epochs: int = 600
     learning_rate: float = 0.025
     momentum: float = 0.9
+    nesterov: bool = False  # Nesterov's momentum (NAS-Bench-201's training)
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
     schedule: str = "cosine"  # 'cosine' (to 0 over the epochs) or 'step'

@@ -213,6 +213,14 @@ def render_cell(ops, concat, fmt='png', label=None):
     return _pipe(cell_graph(ops, concat, label), fmt)
 
 
+def genotype_pictures(genotype):
+    """{cell: a function drawing that cell of `genotype` as PNG bytes} (VisualDL's images)."""
+    return {cell: (lambda cell=cell: render_cell(getattr(genotype, cell),
+                                                 getattr(genotype, f'{cell}_concat'),
+                                                 label=f'{cell} cell'))
+            for cell in ('normal', 'reduce')}
+
+
 def draw_cell(ops, concat, path, fmt='pdf', label=None):
     """Write one cell picture to exactly `path` (no side files) and return the path."""
     path = Path(path)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ...genotype import CELLS, PRIMITIVES, STEPS, num_edges, softmax
+from ...genotype import CELLS, PRIMITIVES, softmax
 from ...paddle_static import F, paddle
 from ..arch_params import ArchParameters, split_per_node
 from . import graph, registry
@@ -48,6 +48,9 @@ class Daas(Darts):
     name = "daas"
     summary = "DAAS (no 'none', edge weights beta, entropy and two-edge loss)"
     primitives = PRIMITIVES[1:]
+    # each node keeps 2 of its inputs (betas and their loss): a cell where every edge is
+    # kept (NAS-Bench-201's) has no such choice (docs/methods.md)
+    spaces = ("darts",)
     alpha_frozen_epochs = ALPHA_FROZEN
     betas_label = "softmax(min(beta, 1))"
 
@@ -55,8 +58,8 @@ class Daas(Darts):
         """alphas [14, 7] ~ 1e-4 N(0, 1); betas [12] per cell, 0.666 / 0.5 / 0.4 (nodes
         with 3, 4, 5 inputs) + 1e-4 N(0, 1)."""
         start = np.concatenate([[BETA_INIT[n]] * (n + 2) for n in BETA_NODES])
-        return (ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-4)
-                + ArchParameters.betas(BETA_NODES, start, 1e-4))
+        return (ArchParameters.alphas(self.layout, len(self.primitives), 1e-4)
+                + ArchParameters.betas(self.layout, BETA_NODES, start, 1e-4))
 
     def epoch_feeds(self, epoch, epochs):
         return {"daas_w": np.array(loss_weights(epoch, epochs))}
@@ -67,25 +70,26 @@ class Daas(Darts):
     def op_weights(self, arch, feeds):
         """Both cells at once, per node on a padded [nodes, 5] table of betas (graph.by_node).
         Without the loss weights (the inference program) no extra loss."""
-        alpha, beta = graph.stacked(arch, "alphas"), graph.stacked(arch, "betas")
+        layout = self.layout
+        alpha, beta = graph.stacked(arch, "alphas", layout), graph.stacked(arch, "betas", layout)
         dtype, n_edges = alpha.dtype, alpha.shape[0]
         x = 2 * alpha
         op_weights = F.softmax(paddle.where(x < -1, x * x * x, x), axis=-1)
         edge_share = F.softmax(graph.by_node(paddle.minimum(beta, paddle.ones_like(beta)),
-                                             BETA_NODES, -1e30), axis=1)
+                                             layout, BETA_NODES, -1e30), axis=1)
         inputs = graph.table([[n + 2.0] for n in BETA_NODES] * len(CELLS), dtype)
-        edge_factor = graph.to_edges(edge_share * inputs, BETA_NODES, 1.0)  # node 0: 1
+        edge_factor = graph.to_edges(edge_share * inputs, layout, BETA_NODES, 1.0)  # node 0: 1
         weights = paddle.concat([paddle.zeros([n_edges, 1], dtype), op_weights], axis=1) * edge_factor
         if "daas_w" not in feeds:
-            return graph.per_cell(weights), None
+            return graph.per_cell(weights, layout), None
         w = feeds["daas_w"]
         h_alpha = paddle.sum(graph.entropy(op_weights))  # summed over edges (MinEntropyLoss.py)
-        two_edges = paddle.sum(graph.by_node(paddle.clip(beta, min=0.0, max=1.0), BETA_NODES, 0.0),
-                               axis=1) - 2
+        two_edges = paddle.sum(graph.by_node(paddle.clip(beta, min=0.0, max=1.0), layout,
+                                             BETA_NODES, 0.0), axis=1) - 2
         nodes = paddle.sum(graph.const(EDGES_WEIGHT, dtype) * two_edges * two_edges
                            + graph.entropy(edge_share))
         term = graph.const(LOSS_WEIGHT, dtype) * w[0] * (w[1] * h_alpha + NODE_WEIGHT * nodes)
-        return graph.per_cell(weights), paddle.reshape(term, [])
+        return graph.per_cell(weights, layout), paddle.reshape(term, [])
 
     def op_weights_numpy(self, arch):
         return {c: softmax(strengthen(np.asarray(arch[f"alphas_{c}"], np.float64)))
@@ -96,5 +100,6 @@ class Daas(Darts):
         the cells use, or the raw betas (normalised=False, what the genotype ranks: the
         softmax would tie every beta above 1)."""
         return {c: [softmax(np.minimum(p, 1.0)) if normalised else p
-                    for p in split_per_node(arch[f"betas_{c}"], BETA_NODES)] for c in CELLS}
+                    for p in split_per_node(arch[f"betas_{c}"], self.layout, BETA_NODES)]
+                for c in CELLS}
 

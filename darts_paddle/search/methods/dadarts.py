@@ -61,6 +61,9 @@ class Dadarts(Darts):
     summary = ("the DADARTS recipe (= --dal_on_alphas --topk_on_alphas "
                "--linear_temperature_increase --hd_on_weights)")
     extends = (Darts.name,)  # its options compose with plain DARTS
+    # its top-k and hard masks keep 2 edges per node: a cell where every edge is kept
+    # (NAS-Bench-201's) has no such choice (docs/methods.md)
+    spaces = ("darts",)
     flags = (
         registry.Flag("hd_on_weights", "train weights (and validate) on the hard one-hot of "
                       "the alphas: per node the top-1 op of its 2 strongest edges",
@@ -172,7 +175,7 @@ class Dadarts(Darts):
     def op_weights(self, arch, feeds):
         """Both cells stacked; the inference program has no `use_dal`: validation measures
         the network the weights train, without the extra loss."""
-        soft = F.softmax(graph.stacked(arch, "alphas"), axis=-1)
+        soft = F.softmax(graph.stacked(arch, "alphas", self.layout), axis=-1)
         weights = soft
         if "use_hd" in feeds:
             weights = graph.select(feeds["use_hd"], feeds["hard"], weights)
@@ -185,7 +188,7 @@ class Dadarts(Darts):
             dal = _dal(soft, feeds["hard"])
             extra = paddle.reshape(
                 feeds["use_dal"] * graph.const(self.dal_factor, dal.dtype) * dal, [])
-        return graph.per_cell(weights), extra
+        return graph.per_cell(weights, self.layout), extra
 
 
 def _dal(soft, hard):

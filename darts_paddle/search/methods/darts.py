@@ -1,8 +1,9 @@
 """Plain DARTS, and the protocol every search method follows (the other methods subclass
 it): its name, flags and compatibility rules (registry.py), the architecture parameters,
-the op weights W [edges, 8] of each cell type in the program (one column per PRIMITIVES op,
-'none' first), the values the programs are fed (per epoch, per pass, from the current
-alphas), and the genotype.
+the op weights W [edges, ops] of each cell type in the program (one column per op of the
+space's layout, 'none' first), the values the programs are fed (per epoch, per pass, from
+the current alphas), and the genotype.  What a method knows of the space's cells is its
+`layout` (layout.py: the DARTS space's unless make_method is given another).
 
 The passes of a search step (the Architect), each of which a method may weight differently:
   UNROLL   the training-batch gradient that gives w' (second order)
@@ -13,10 +14,11 @@ The passes of a search step (the Architect), each of which a method may weight d
 
 import numpy as np
 
-from ...genotype import CELLS, PRIMITIVES, STEPS, genotype_from_weights, num_edges, softmax
+from ...genotype import genotype_from_weights, softmax
 from ...paddle_static import F
 from ..arch_params import ArchParameters
 from . import registry
+from .layout import DARTS
 
 UNROLL, ARCH, HESSIAN, WEIGHTS = "unroll", "arch", "hessian", "weights"
 
@@ -24,13 +26,19 @@ UNROLL, ARCH, HESSIAN, WEIGHTS = "unroll", "arch", "hessian", "weights"
 @registry.register_method
 class Darts:
     name = "darts"  # its --method; an instance's: the --method it runs under
-    primitives = PRIMITIVES
+    layout = DARTS  # the space's cells (make_method sets the run's)
+    spaces = None  # the --space values its rules have a meaning in (None: every one)
     summary = None  # its entry in the help of --method
     flags = ()  # its own command-line options (registry.Flag)
     extends = ()  # the methods its options may join (that run then builds this class)
     partial_channels = 1  # 1/k of each edge's input channels go through its mixed op (PC-DARTS)
     betas_label = None  # what betas_numpy's normalised values are, for the log
     loss_terms = ()  # the loss terms (terms.py) make_method attached
+
+    @property
+    def primitives(self):
+        """The ops of its mixed op, alpha's columns."""
+        return self.layout.primitives
 
     # ------------------------------------------------------------------ from the flags
 
@@ -57,8 +65,9 @@ class Darts:
         to the method's own defaults, and check them; ValueError on a contradiction."""
 
     def arch_parameters(self):
-        """alphas [14, 8] per cell type, ~ 1e-3 N(0, 1) as the original."""
-        return ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-3)
+        """alphas [edges, ops] per cell type (DARTS: [14, 8]), ~ 1e-3 N(0, 1) as the
+        original."""
+        return ArchParameters.alphas(self.layout, len(self.primitives), 1e-3)
 
     # ------------------------------------------------------------------ fed values
 
@@ -100,13 +109,14 @@ class Darts:
         parameters and the fed values (variables by name).  Its own loss is part of the
         method, built from the same tensors as W; terms that compose with any method are
         loss terms (terms.py)."""
-        return {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in CELLS}, None
+        return {c: F.softmax(arch[f"alphas_{c}"], axis=-1) for c in self.layout.cells}, None
 
     # ------------------------------------------------------------------ results
 
     def op_weights_numpy(self, arch):
         """{cell: normalised op weights [edges, len(primitives)]} from raw values."""
-        return {c: softmax(np.asarray(arch[f"alphas_{c}"], np.float64)) for c in CELLS}
+        return {c: softmax(np.asarray(arch[f"alphas_{c}"], np.float64))
+                for c in self.layout.cells}
 
     def betas_numpy(self, arch, normalised=True):
         """{cell: [edge weights per node]} of the nodes that have them (DAAS: 1..3, PC-DARTS:
@@ -114,8 +124,9 @@ class Darts:
         return {}
 
     def genotype(self, arch, max_skip=None):
-        """The genotype of the raw values `arch`; `max_skip`: P-DARTS's cap on the normal
-        cell's skip_connect ops (genotype.derive_cell)."""
+        """The DARTS space's genotype of the raw values `arch`; `max_skip`: P-DARTS's cap
+        on the normal cell's skip_connect ops (genotype.derive_cell).  (Another space derives
+        its cells from `op_weights_numpy`.)"""
         weights, betas = self.op_weights_numpy(arch), self.betas_numpy(arch, normalised=False)
         return genotype_from_weights(weights["normal"], weights["reduce"], self.primitives,
                                      betas.get("normal"), betas.get("reduce"), max_skip)

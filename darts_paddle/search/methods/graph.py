@@ -5,7 +5,6 @@ import functools
 
 import numpy as np
 
-from ...genotype import CELLS, STEPS, num_edges
 from ...paddle_static import paddle
 
 
@@ -29,14 +28,17 @@ def select(gate, when_on, when_off):
     return paddle.where(paddle.expand(gate > 0.5, when_on.shape), when_on, when_off)
 
 
-def stacked(arch, prefix):
-    """Both cells' `<prefix>_<cell>` stacked along axis 0."""
-    return paddle.concat([arch[f"{prefix}_{c}"] for c in CELLS])
+def stacked(arch, prefix, layout):
+    """Every cell type's `<prefix>_<cell>` stacked along axis 0."""
+    parts = [arch[f"{prefix}_{c}"] for c in layout.cells]
+    return parts[0] if len(parts) == 1 else paddle.concat(parts)
 
 
-def per_cell(rows):
-    """{cell: its rows} of both cells' rows stacked."""
-    return dict(zip(CELLS, paddle.split(rows, len(CELLS))))
+def per_cell(rows, layout):
+    """{cell: its rows} of every cell type's rows stacked."""
+    if len(layout.cells) == 1:
+        return {layout.cells[0]: rows}
+    return dict(zip(layout.cells, paddle.split(rows, len(layout.cells))))
 
 
 def entropy(p, axis=-1):
@@ -46,37 +48,38 @@ def entropy(p, axis=-1):
 
 
 @functools.lru_cache(maxsize=None)
-def node_tables(nodes):
-    """Index tables over both cells' betas stacked (cell by cell, for each node in `nodes`
-    its k + 2 betas, node k having k + 2 inputs):
+def node_tables(layout, nodes):
+    """Index tables over every cell type's betas stacked (cell by cell, for each node in
+    `nodes` one beta per input edge; methods.layout.Layout `layout`):
     index [cells * len(nodes), widest]: each node's betas, padded with the index one past
     the betas (a slot `by_node` appends);
     position [cells * edges]: where each edge's beta lands in that table flattened, or one
     past the table (a slot `to_edges` appends) for the edges of nodes without betas."""
-    width, edges = max(nodes) + 2, num_edges(STEPS)
-    n_betas = len(CELLS) * sum(n + 2 for n in nodes)
-    index, position = [], np.full(len(CELLS) * edges, len(CELLS) * len(nodes) * width)
+    cells, edges = len(layout.cells), layout.edges
+    width = max(layout.inputs[n] for n in nodes)
+    n_betas = cells * sum(layout.inputs[n] for n in nodes)
+    index, position = [], np.full(cells * edges, cells * len(nodes) * width)
     first_beta = 0
-    for c in range(len(CELLS)):
+    for c in range(cells):
         for node in nodes:
-            first_edge = c * edges + num_edges(node)
-            position[first_edge:first_edge + node + 2] = len(index) * width + np.arange(node + 2)
-            index.append(list(range(first_beta, first_beta + node + 2))
-                         + [n_betas] * (width - node - 2))
-            first_beta += node + 2
+            first_edge, n = c * edges + layout.first_edge(node), layout.inputs[node]
+            position[first_edge:first_edge + n] = len(index) * width + np.arange(n)
+            index.append(list(range(first_beta, first_beta + n)) + [n_betas] * (width - n))
+            first_beta += n
     return np.array(index), position
 
 
-def by_node(values, nodes, pad):
-    """Both cells' betas stacked -> [nodes, widest node]: one row per node, padded with `pad`."""
-    rows, _ = node_tables(nodes)
+def by_node(values, layout, nodes, pad):
+    """Every cell's betas stacked -> [nodes, widest node]: one row per node, padded with
+    `pad`."""
+    rows, _ = node_tables(layout, nodes)
     padded = paddle.concat([values, paddle.full([1], pad, values.dtype)])
     return paddle.reshape(paddle.gather(padded, index(rows)), list(rows.shape))
 
 
-def to_edges(table, nodes, fill):
-    """A [nodes, widest] table of per-node values -> [both cells' edges, 1]: each edge's
+def to_edges(table, layout, nodes, fill):
+    """A [nodes, widest] table of per-node values -> [every cell's edges, 1]: each edge's
     value, `fill` on the edges of nodes without betas."""
-    _, position = node_tables(nodes)
+    _, position = node_tables(layout, nodes)
     flat = paddle.concat([paddle.reshape(table, [-1]), paddle.full([1], fill, table.dtype)])
     return paddle.unsqueeze(paddle.gather(flat, index(position)), -1)

@@ -18,13 +18,12 @@ from typing import Optional
 import numpy as np
 
 from ...cli import non_negative_int, positive_int
-from ...genotype import CELLS, STEPS, genotype_from_weights, num_edges, softmax
+from ...genotype import genotype_from_weights, softmax
 from ...paddle_static import F, paddle
 from ..arch_params import ArchParameters, split_per_node
 from . import graph, registry
 from .darts import Darts
 
-NODES = tuple(range(STEPS))  # every node normalises its edges
 DEFAULT_K = 4  # the authors' CIFAR setting (2 on ImageNet)
 WARMUP, PAPER_EPOCHS = 15, 50  # train_search.py: `if epoch >= 15: architect.step(...)`
 # train_search.py's defaults where they differ from DARTS's (the paper's section 4.2)
@@ -67,10 +66,11 @@ class Pcdarts(Darts):
         return self.pc_k
 
     def arch_parameters(self):
-        """alphas [14, 8] and betas [14] (one per edge, nodes 0..3) per cell type, all
-        ~ 1e-3 N(0, 1) as the authors' _initialize_alphas."""
-        return (ArchParameters.alphas(num_edges(STEPS), len(self.primitives), 1e-3)
-                + ArchParameters.betas(NODES, 0.0, 1e-3))
+        """alphas [edges, ops] and betas [edges] (one per edge: every node normalises its
+        edges) per cell type (DARTS: [14, 8] and [14]), all ~ 1e-3 N(0, 1) as the authors'
+        _initialize_alphas."""
+        return (ArchParameters.alphas(self.layout, len(self.primitives), 1e-3)
+                + ArchParameters.betas(self.layout, self.layout.nodes, 0.0, 1e-3))
 
     def warmup(self, epochs):
         """15 epochs of 50 unless --warmup_epochs says otherwise: 30 % of `epochs`, rounded
@@ -95,23 +95,26 @@ class Pcdarts(Darts):
                              f"{args.epochs} epochs to the architecture: give fewer")
 
     def op_weights(self, arch, feeds):
-        """Both cells at once: softmax(alpha) rows times their edge's softmax(beta), the
-        betas per node on a padded [nodes, 5] table (graph.by_node); the BYPASS column
-        (supernet.py) is softmax(beta) itself."""
-        soft = F.softmax(graph.stacked(arch, "alphas"), axis=-1)
-        share = F.softmax(graph.by_node(graph.stacked(arch, "betas"), NODES, -1e30), axis=1)
-        edge = graph.to_edges(share, NODES, 1.0)  # [2 * edges, 1]; every edge has a beta
-        return graph.per_cell(paddle.concat([soft * edge, edge], axis=1)), None
+        """Every cell type at once: softmax(alpha) rows times their edge's softmax(beta),
+        the betas per node on a padded [nodes, widest] table (graph.by_node); the last
+        column (supernet.py's BYPASS) is softmax(beta) itself."""
+        layout, nodes = self.layout, self.layout.nodes
+        soft = F.softmax(graph.stacked(arch, "alphas", layout), axis=-1)
+        share = F.softmax(graph.by_node(graph.stacked(arch, "betas", layout), layout, nodes,
+                                        -1e30), axis=1)
+        edge = graph.to_edges(share, layout, nodes, 1.0)  # [cells * edges, 1]: all have one
+        return graph.per_cell(paddle.concat([soft * edge, edge], axis=1), layout), None
 
     def betas_numpy(self, arch, normalised=True):
-        """{cell: [the betas of nodes 0..3]}: softmax per node (the edge weights), or raw."""
+        """{cell: [the betas of every node]}: softmax per node (the edge weights), or raw."""
         return {c: [softmax(p) if normalised else p
-                    for p in split_per_node(arch[f"betas_{c}"], NODES)] for c in CELLS}
+                    for p in split_per_node(arch[f"betas_{c}"], self.layout, self.layout.nodes)]
+                for c in self.layout.cells}
 
     def genotype(self, arch, max_skip=None):
         """Their genotype(): the op weights of each edge times its softmax(beta), then the
         DARTS parse (the 2 edges of each node whose strongest op but 'none' is strongest)."""
         weights, betas = self.op_weights_numpy(arch), self.betas_numpy(arch)
-        scaled = {c: weights[c] * np.concatenate(betas[c])[:, None] for c in CELLS}
+        scaled = {c: weights[c] * np.concatenate(betas[c])[:, None] for c in self.layout.cells}
         return genotype_from_weights(scaled["normal"], scaled["reduce"], self.primitives,
                                      max_skip=max_skip)

@@ -93,9 +93,10 @@ def add_method_flags(parser):
             flag.add_to(g, owner)
 
 
-def make_method(method=DEFAULT_METHOD, **flags):
+def make_method(method=DEFAULT_METHOD, layout=None, **flags):
     """The method of the command-line flags: `method` and the flags of the registered methods
-    and loss terms (those not given take their defaults).  A method's options in use under
+    and loss terms (those not given take their defaults), on the cells of `layout`
+    (layout.Layout; None: the DARTS space's).  A method's options in use under
     another --method either join it (the other method is in their class's `extends`: that
     class then runs) or are refused; each loss term in use is attached (`loss_terms`) unless
     it refuses the method.  ValueError on a contradiction, its message naming the fix."""
@@ -127,4 +128,10 @@ def make_method(method=DEFAULT_METHOD, **flags):
             terms.append(term)
     instance = chosen.build(method, **own(chosen))
     instance.loss_terms = tuple(terms)
+    if layout is not None:
+        if instance.spaces is not None and layout.name not in instance.spaces:
+            raise ValueError(f"--method {method} has no meaning in --space {layout.name}: its "
+                             f"rules choose among a node's inputs, which this space keeps "
+                             f"all of (docs/methods.md); use --method darts or pcdarts there")
+        instance.layout = layout
     return instance
