@@ -112,6 +112,29 @@ def test_published_cells_have_their_entries():
         assert max(means) == pytest.approx(best, abs=0.005)
 
 
+# NAS-Bench-201's ResNet cell (xautodl's ResNet_CODE: node 3 = x + conv3x3(conv3x3(x))) and
+# its published validation accuracies on CIFAR-100 and ImageNet16-120 (NB201, table 5)
+RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+RESNET_PUBLISHED = {"cifar100": 70.42, "imagenet": 44.53}
+
+
+@needs_table
+def test_the_resnet_cell_tells_the_key_order_from_its_reversal():
+    """The one order the reachability test cannot tell apart, the graph read backwards,
+    maps the ResNet cell onto another cell: the published values are among the ResNet
+    cell's training seeds and not among those of its reversal."""
+    ops = parse(RESNET)
+    reversed_ops = [None] * 6
+    for (i, j), op in zip(ARCH_ORDER, ops):
+        reversed_ops[ARCH_ORDER.index((3 - j, 3 - i))] = op
+    assert tuple(reversed_ops) != ops and table.key(ops) == "303101"
+    for dataset, published in RESNET_PUBLISHED.items():
+        ours = table.lookup(ops, dataset).accuracies
+        theirs = table.lookup(tuple(reversed_ops), dataset).accuracies
+        assert min(abs(a - published) for a in ours) < 0.005
+        assert min(abs(a - published) for a in theirs) > 0.05
+
+
 @needs_table
 def test_the_command_prints_a_cells_entries(capsys):
     best = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
