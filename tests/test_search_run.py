@@ -223,7 +223,7 @@ def test_pcdarts_search_warms_up_records_betas_and_resumes(fashion_root, tmp_pat
     assert steps == 3 * 3  # 3 steps in each of epochs 2-4: epoch 1 trained the weights alone
     log = open(os.path.join(path, "log.txt")).read()
     assert "epoch 1: warm-up, the weights train alone (the architecture from epoch 2 on)" in log
-    assert "epoch 2: warm-up" not in log and "softmax(beta) (normal cell, nodes 0-3)" in log
+    assert "epoch 2: warm-up" not in log and "softmax(beta) (normal cell, per node with them)" in log
     assert (run_flags["warmup_epochs"], run_flags["learning_rate"], run_flags["batch_size"],
             run_flags["arch_learning_rate"], run_flags["pc_k"]) == (1, 0.1, 4, 6e-4, 2)
     history = json.load(open(os.path.join(path, "history.json")))
