@@ -48,6 +48,11 @@ def test_a_search_prints_its_arch_string_and_scores_every_epochs_cell(fashion_ro
                                        for d in table.DATASETS}
         assert "NAS-Bench-201 validation accuracy of the cell" in log
         assert f"cifar10 {records[-1]['nb201']['cifar10']:.2f}%" in out
+    from darts_paddle.viz.evolution import render_evolution
+
+    names = sorted(os.path.basename(p) for p in render_evolution(path))
+    assert names == sorted(["alphas_normal.png", "collapse.png"]
+                           + (["nb201.png"] if table.available() else []))
     # more epochs continue the run in its space
     assert cli.run_main(train_search.main, ["--resume", path, "--epochs", "3"]) == 0
     assert [r["epoch"] for r in history(path)] == [1, 2, 3]

@@ -27,6 +27,7 @@ import numpy as np
 
 from darts_paddle.errors import UserError
 from darts_paddle.genotype import CELLS, PRIMITIVES, genotype_from_json, steps_from_edges
+from darts_paddle.nb201.arch import EDGES as NB201_EDGES, is_cell_json
 from darts_paddle.storage.history import HISTORY
 from darts_paddle.viz.cells import INPUT_NAMES, fixed_layout, render_pinned_png
 
@@ -52,8 +53,9 @@ def load_history(save_dir):
                         "to rewrite it") from None
     if not isinstance(history, list) or not history:
         raise UserError(f"{path} holds no epoch records; let the search finish at least one epoch")
+    cells = history_cells(history)
     for i, record in enumerate(history):
-        missing = [k for k in ('epoch', 'genotype', *(f'softmax_alphas_{c}' for c in CELLS))
+        missing = [k for k in ('epoch', 'genotype', *(f'softmax_alphas_{c}' for c in cells))
                    if not isinstance(record, dict) or k not in record]
         if missing:
             raise UserError(f"{path}, record {i}: lacks {', '.join(missing)}; "
@@ -62,9 +64,20 @@ def load_history(save_dir):
     return history
 
 
+def is_nb201(history):
+    """Is this the history of a NAS-Bench-201 search (--space nb201)?"""
+    return isinstance(history[0], dict) and is_cell_json(history[0].get('genotype'))
+
+
+def history_cells(history):
+    """The cell types whose op weights the records hold: NAS-Bench-201's one cell (its
+    alphas are the normal cell's), or DARTS's two."""
+    return ('normal',) if is_nb201(history) else CELLS
+
+
 def _check_betas_everywhere(history, path):
     # A history mixing DAAS and plain records cannot be drawn as one set of series.
-    keys = [f'softmax_betas_{c}' for c in CELLS]
+    keys = [f'softmax_betas_{c}' for c in history_cells(history)]
     if not any(k in record for record in history for k in keys):
         return
     for i, record in enumerate(history):
@@ -114,7 +127,12 @@ def alpha_series(history, cell):
                         f"in every record, got {got}; one column per op of {source} "
                         f"({', '.join(primitives)})")
     try:
-        steps_from_edges(shape[0])
+        if is_nb201(history):
+            if shape[0] != len(NB201_EDGES):
+                raise ValueError(f"a NAS-Bench-201 cell has {len(NB201_EDGES)} edges, not "
+                                 f"{shape[0]}")
+        else:
+            steps_from_edges(shape[0])
     except ValueError as exc:
         raise UserError(f"softmax_alphas_{cell} in {HISTORY}: {exc}") from None
     return series
@@ -390,7 +408,7 @@ def collapse_figure(history):
     if values or stop:
         eigen.legend(fontsize=8)
     eigen.set_title('λ_max, the largest eigenvalue of ∇²_α L_val', fontsize=10)
-    for cell, color in zip(CELLS, ('tab:blue', 'tab:orange')):
+    for cell, color in zip(history_cells(history), ('tab:blue', 'tab:orange')):
         name = _CELL_TITLES[cell]
         skips.plot(*collapse_series(history, 'skip_connect', cell), color=color, label=name,
                    marker=marker)
@@ -403,7 +421,7 @@ def collapse_figure(history):
                      marker=marker)
     skips.set_title('skip_connect ops of the derived cell', fontsize=10)
     skips.yaxis.set_major_locator(MaxNLocator(integer=True))
-    free.set_title('share of parameter-free ops (pools, skip)', fontsize=10)
+    free.set_title('share of parameter-free ops (none, pools, skip)', fontsize=10)
     entropy.set_title('entropy of the op weights, mean over edges (nats)', fontsize=10)
     for ax in (skips, free, entropy):
         ax.legend(fontsize=8)
@@ -429,6 +447,10 @@ def render_evolution(save_dir, out_dir=None, duration_ms=800):
     weights (DAAS, PC-DARTS) betas_normal.png, betas_reduce.png, and for records with the
     signs of collapse collapse.png; return their paths in that order."""
     history = load_history(save_dir)
+    if is_nb201(history):
+        from darts_paddle.viz.nb201 import render_nb201_evolution
+
+        return render_nb201_evolution(history, Path(out_dir or save_dir))
     betas, collapse = has_betas(history), has_collapse_signals(history)
     for cell in CELLS:  # fail on bad records before the slow drawing starts
         alpha_series(history, cell)
