@@ -48,9 +48,9 @@ def test_a_search_prints_its_arch_string_and_scores_every_epochs_cell(fashion_ro
                                        for d in table.DATASETS}
         assert "NAS-Bench-201 validation accuracy of the cell" in log
         assert f"cifar10 {records[-1]['nb201']['cifar10']:.2f}%" in out
-    from darts_paddle.viz.evolution import render_evolution
+    from darts_paddle.viz.command import render_search
 
-    names = sorted(os.path.basename(p) for p in render_evolution(path))
+    names = sorted(os.path.basename(p) for p in render_search(path))
     assert names == sorted(["alphas_normal.png", "collapse.png"]
                            + (["nb201.png"] if table.available() else []))
     # more epochs continue the run in its space

@@ -9,7 +9,8 @@ from pathlib import Path
 from darts_paddle.errors import UserError
 from darts_paddle.registry import resolve_arch
 from darts_paddle.viz.cells import draw_genotype
-from darts_paddle.viz.evolution import render_evolution
+from darts_paddle.viz.evolution import is_nb201, load_history, render_evolution
+from darts_paddle.viz.nb201 import render_nb201_evolution
 
 
 def _default_name(arch):
@@ -21,6 +22,14 @@ def _default_name(arch):
     return arch  # resolved, so a registry name
 
 
+def render_search(save_dir, out_dir=None):
+    """The pictures of how the search in `save_dir` evolved, as its space draws them;
+    returns their paths."""
+    if is_nb201(load_history(save_dir)):
+        return render_nb201_evolution(load_history(save_dir), Path(out_dir or save_dir))
+    return render_evolution(save_dir, out_dir)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         description='Draw the normal and reduction cells of a genotype with graphviz, or the '
@@ -30,7 +39,9 @@ def build_parser():
                                      'holding history.json (writes networks.gif, '
                                      'alphas_normal.png, alphas_reduce.png, for a DAAS or '
                                      'PC-DARTS search betas_normal.png, betas_reduce.png, and '
-                                     'collapse.png: lambda_max and skip counts per epoch)')
+                                     'collapse.png: lambda_max and skip counts per epoch; '
+                                     'for a NAS-Bench-201 search alphas_normal.png, '
+                                     'collapse.png and nb201.png: the table\'s scores)')
     parser.add_argument('--format', choices=('pdf', 'png', 'both'), default='both',
                         help='output format (default: both)')
     parser.add_argument('--out', default=None,
@@ -46,7 +57,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if os.path.isdir(args.arch):  # unlike Path.is_dir, False for a long Genotype literal
-            paths = render_evolution(args.arch, args.out)
+            paths = render_search(args.arch, args.out)
         else:
             genotype = resolve_arch(args.arch)  # loads the registry only for a name
             name = args.name or _default_name(args.arch)

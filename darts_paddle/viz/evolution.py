@@ -447,10 +447,6 @@ def render_evolution(save_dir, out_dir=None, duration_ms=800):
     weights (DAAS, PC-DARTS) betas_normal.png, betas_reduce.png, and for records with the
     signs of collapse collapse.png; return their paths in that order."""
     history = load_history(save_dir)
-    if is_nb201(history):
-        from darts_paddle.viz.nb201 import render_nb201_evolution
-
-        return render_nb201_evolution(history, Path(out_dir or save_dir))
     betas, collapse = has_betas(history), has_collapse_signals(history)
     for cell in CELLS:  # fail on bad records before the slow drawing starts
         alpha_series(history, cell)
