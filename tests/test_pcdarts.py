@@ -19,7 +19,6 @@ from darts_paddle import cli  # noqa: E402
 from darts_paddle.search.flags import search_parser  # noqa: E402
 from darts_paddle.errors import UserError  # noqa: E402
 from darts_paddle.genotype import PRIMITIVES, Genotype, softmax  # noqa: E402
-from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
 from darts_paddle.search.methods import make_method  # noqa: E402
 from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
@@ -41,14 +40,7 @@ def batch(seed):
 
 @pytest.fixture(scope="module")
 def search():
-    programs = build_search_programs(TINY)
-    runner = Runner(paddle.CPUPlace(), dtype="float64")
-    runner.run_startup(programs.startup)
-    runner.set_all(programs.initial_values(np.random.default_rng(0)))
-    rng = np.random.default_rng(1)
-    for name in programs.arch.names:  # alphas and betas far from uniform
-        runner.set(name, rng.standard_normal(runner.get(name).shape))
-    return programs, runner
+    return search_reference.make_search(TINY, groups=("alphas", "betas"))
 
 
 def arch_values(programs, runner):

@@ -206,17 +206,20 @@ def reference_run(weights, net, x, y, arch_values, pc_k=None):
     return float(out[0]), out[1:]
 
 
-def make_search(cfg):
-    """The search programs of `cfg` on a fresh Runner, weights from seed 0 and alphas far
-    from uniform (seed 1), so that a wrong op weighting cannot hide."""
+def make_search(cfg, build=None, groups=("alphas",)):
+    """The search programs of `cfg` on a fresh Runner, weights from seed 0 and the
+    architecture parameters of `groups` far from uniform (seed 1, in their order), so that
+    a wrong op or edge weighting cannot hide.  build: the space's program builder
+    (spaces/; None: the DARTS space's)."""
     from darts_paddle.runner import Runner
     from darts_paddle.search.programs import build_search_programs
 
-    programs = build_search_programs(cfg)
+    programs = (build or build_search_programs)(cfg)
     runner = Runner(paddle.CPUPlace(), dtype=cfg.dtype)
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
     rng = np.random.default_rng(1)
-    for name in programs.arch.group("alphas"):
-        runner.set(name, rng.standard_normal(runner.get(name).shape))
+    for name in programs.arch.names:
+        if any(name in programs.arch.group(g) for g in groups):
+            runner.set(name, rng.standard_normal(runner.get(name).shape))
     return programs, runner
