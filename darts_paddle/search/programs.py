@@ -46,6 +46,7 @@ class SearchConfig:
     learning_rate: float = 0.025
     learning_rate_min: float = 0.001
     momentum: float = 0.9
+    nesterov: bool = False  # Nesterov momentum for the weights (optim.py)
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
     arch_learning_rate: float = 3e-4
