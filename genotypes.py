@@ -11,6 +11,10 @@ and use it as `--arch MY_ARCH` (or `python visualize.py MY_ARCH`). Instead of ed
 file you can also pass a Genotype(...) literal or the path of a genotype JSON directly.
 Op names must be from darts_paddle.genotype.KNOWN_OPS; input index 0 is c_{k-2}, 1 is
 c_{k-1}, j >= 2 is intermediate node j - 2.
+
+A NAS-Bench-201 cell is its arch string (docs/nb201.md), for train.py --arch MY_CELL:
+
+    MY_CELL = '|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|'
 """
 
 from darts_paddle.genotype import Genotype, PRIMITIVES  # noqa: F401  (for your entries)

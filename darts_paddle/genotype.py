@@ -416,6 +416,9 @@ def genotype_from_json(obj):
     if not isinstance(obj, dict):
         raise UserError(f"genotype JSON must be an object with keys {', '.join(Genotype._fields)} "
                         f"(or hold one under \"genotype\"), got {type(obj).__name__}")
+    if 'space' in obj:  # another space's cell: a NAS-Bench-201 search's genotype.json
+        raise UserError(f"the JSON holds a cell of the {obj['space']!r} space, not a DARTS "
+                        "genotype; train.py --arch takes NAS-Bench-201 cells")
     missing = [name for name in Genotype._fields if name not in obj]
     if missing:
         raise UserError(f"genotype JSON lacks {', '.join(missing)}; expected keys "
@@ -433,11 +436,13 @@ def save_genotype_json(g, path):
     return path
 
 
-def load_genotype_json(path):
+def read_genotype_file(path):
+    """The parsed JSON of a genotype file (registry.py reads NAS-Bench-201 cells from it
+    too); UserError when it is missing, not UTF-8 or not JSON."""
     path = Path(path)
     try:
         with open(path, encoding='utf-8') as f:
-            obj = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise UserError(f"genotype file {path} does not exist; check the path") from None
     except UnicodeDecodeError as exc:
@@ -446,6 +451,10 @@ def load_genotype_json(path):
     except json.JSONDecodeError as exc:
         raise UserError(f"genotype file {path} is not valid JSON ({exc}); "
                         "write it with save_genotype_json or fix it by hand") from None
+
+
+def load_genotype_json(path):
+    obj = read_genotype_file(path)
     try:
         return genotype_from_json(obj)
     except UserError as exc:

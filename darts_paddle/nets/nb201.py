@@ -11,10 +11,18 @@ found cell (train.py):
   stage 3    N cells at 4C
   head       BN, ReLU, global average pool, linear classifier
 
-Its BNs outside the cells are affine; a cell keeps its input's channel count and size."""
+Its BNs outside the cells are affine; a cell keeps its input's channel count and size.
 
+`NB201Network` is the network the benchmark trained for each cell (xautodl's TinyNetwork
+with InferCells): the same cell everywhere, every BN affine and tracking running
+statistics."""
+
+from ..nb201.arch import EDGES, NODES
 from ..paddle_static import F, paddle
+from .eval_ops import AvgPool, Identity
+from .networks import BN_PREFIX, PREFIX
 from .ops import BatchNorm, ReLUConvBN, conv
+from .params import ParamStore, StatsStore, initial_values
 
 STAGES = 3  # C, 2C, 4C
 
@@ -67,3 +75,72 @@ class Skeleton:
         # reshape, not flatten: flatten's gradient cannot be differentiated again (hessian)
         pooled = paddle.reshape(F.adaptive_avg_pool2d(h, 1), [-1, h.shape[1]])
         return paddle.matmul(pooled, self.classifier_w.value) + self.classifier_b.value
+
+
+def cell_op(op, params, stats, name, C):
+    """One edge's op of a trained cell on C channels, stride 1; None for 'none', which
+    contributes nothing to its node."""
+    if op == "none":
+        return None
+    if op == "skip_connect":
+        return Identity()
+    if op == "avg_pool_3x3":
+        return AvgPool(1)  # no BN after it; the padding is not counted in the mean
+    if op in ("nor_conv_1x1", "nor_conv_3x3"):
+        k = int(op[-1])
+        return ReLUConvBN(params, stats, name, C, C, k, 1, k // 2, affine=True)
+    raise ValueError(f"no NAS-Bench-201 op {op!r}")
+
+
+class Cell:
+    """A cell of fixed ops: node j is the sum over i < j of op_{i->j}(node i), its output
+    node 3.  A node all of whose inputs are 'none' is zeros of the input's shape.  Edge k
+    (arch.EDGES order) declares its weights as `<name>.layers.<k>`, xautodl's InferCell
+    numbering, which counts every edge."""
+
+    def __init__(self, params, stats, name, C, ops):
+        self.edges = [(i, j, cell_op(op, params, stats, f"{name}.layers.{k}", C))
+                      for k, ((i, j), op) in enumerate(zip(EDGES, ops))]
+
+    def __call__(self, x, ctx):
+        nodes = [x]
+        for j in range(1, NODES):
+            terms = [op(nodes[i], ctx) for i, to, op in self.edges if to == j and op is not None]
+            nodes.append(paddle.add_n(terms) if terms else paddle.zeros_like(x))
+        return nodes[-1]
+
+
+class NB201Network:
+    """NAS-Bench-201's network of one cell (`ops`, arch.EDGES order) with N cells per stage.
+    It offers the training loop what the DARTS evaluation networks (networks.py) do, under
+    the same variable names, without an auxiliary head or drop path: called, it returns
+    (logits, None)."""
+
+    def __init__(self, ops, C=16, N=5, num_classes=10, in_channels=3):
+        self.ops = tuple(ops)
+        self.params, self.stats = ParamStore(PREFIX), StatsStore(BN_PREFIX)
+        self.skeleton = Skeleton(
+            self.params, self.stats, C, N, num_classes, in_channels,
+            lambda name, width: Cell(self.params, self.stats, name, width, self.ops))
+
+    @property
+    def cells(self):
+        return self.skeleton.cells
+
+    def __call__(self, x, ctx, drop=None):
+        if drop is not None:
+            raise ValueError("NAS-Bench-201's network has no drop path")
+        return self.skeleton(x, ctx), None
+
+    def materialize(self, shared, training):
+        """Bind weights and statistics in the program being built; returns the weight
+        banks (the same in training and inference: there is no auxiliary head)."""
+        banks = self.params.materialize(shared)
+        self.stats.materialize(shared)
+        return banks
+
+    def stores(self):
+        return [(self.params, self.stats)]
+
+    def initial_values(self, rng):
+        return initial_values(self.stores(), rng)

@@ -22,7 +22,7 @@ from .eval_ops import make_op
 from ..genotype import fewest_layers, reduction_layers, validate_genotype
 from .ops import BatchNorm, FactorizedReduce, ReLUConvBN, conv
 from ..paddle_static import F, paddle
-from .params import ParamStore, StatsStore
+from .params import ParamStore, StatsStore, initial_values
 
 PREFIX, BN_PREFIX = "net", "net_bn"
 AUX_PREFIX, AUX_BN_PREFIX = "net_aux", "net_aux_bn"
@@ -191,12 +191,7 @@ class _Network:
         return pairs
 
     def initial_values(self, rng):
-        """{variable: array}: weights from the seeded generator, BN mean 0 / variance 1."""
-        values = {}
-        for params, stats in self.stores():
-            values.update(params.initial_values(rng))
-            values[stats.prefix + ".mean"], values[stats.prefix + ".var"] = stats.initial_values()
-        return values
+        return initial_values(self.stores(), rng)
 
 
 class NetworkCIFAR(_Network):

@@ -162,6 +162,16 @@ class StatsStore:
         return np.zeros(self.size, np.float32), np.ones(self.size, np.float32)
 
 
+def initial_values(stores, rng):
+    """{variable: array} of a network's (ParamStore, StatsStore) pairs: weights from the
+    seeded generator, BN mean 0 / variance 1."""
+    values = {}
+    for params, stats in stores:
+        values.update(params.initial_values(rng))
+        values[stats.prefix + ".mean"], values[stats.prefix + ".var"] = stats.initial_values()
+    return values
+
+
 def gradient_name(name):
     """The scope name of the gradient buffer of variable `name`."""
     return "G_" + name

@@ -46,6 +46,7 @@ class SearchConfig:
     learning_rate: float = 0.025
     learning_rate_min: float = 0.001
     momentum: float = 0.9
+    nesterov: bool = False  # Nesterov's momentum for the weights (NAS-Bench-201's search)
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
     arch_learning_rate: float = 3e-4
@@ -55,7 +56,6 @@ class SearchConfig:
     dtype: str = "float32"  # float64 for gradient checks in tests
     world_size: int = 1  # data-parallel processes (distributed.py)
     method: Darts = field(default_factory=Darts)  # or another class of methods/
-    nesterov: bool = False  # the weights' momentum (NAS-Bench-201's search uses Nesterov's)
 
 
 @dataclass

@@ -8,6 +8,14 @@ import os
 from ..cli import SAVE_HELP, add_visualdl_flag, positive_int
 from ..data.flags import DATASETS, DATASETS_AND_FOLDER, folder_flags
 
+# NAS-Bench-201's training schedule (Dong & Yang, ICLR 2020, section 2.3; AutoDL-Projects'
+# configs/nas-benchmark/hyper-opts/200E.config, whose training loop clips no gradient):
+# train.py's values for a NAS-Bench-201 cell where the command line gives none, besides
+# Nesterov momentum.  Its network has no auxiliary head and no drop path.
+NB201_FLAGS = {"epochs": 200, "batch_size": 256, "learning_rate": 0.1, "momentum": 0.9,
+               "weight_decay": 5e-4, "grad_clip": 0.0, "init_channels": 16, "layers": 5,
+               "drop_path_prob": 0.0}
+
 
 def _probability(text):
     value = float(text)
@@ -30,7 +38,9 @@ def _common(p, d):
                    help="log every N steps")
     p.add_argument("--epochs", type=positive_int, default=d["epochs"])
     p.add_argument("--init_channels", type=positive_int, default=d["init_channels"])
-    p.add_argument("--layers", type=positive_int, default=d["layers"], help="total number of cells")
+    p.add_argument("--layers", type=positive_int, default=d["layers"],
+                   help="total number of cells; for a NAS-Bench-201 cell (train.py) the cells "
+                        f"per stage, N (default {NB201_FLAGS['layers']})")
     p.add_argument("--auxiliary", action="store_true", default=False, help="use auxiliary tower")
     p.add_argument("--auxiliary_weight", type=float, default=0.4, help="weight for auxiliary loss")
     p.add_argument("--drop_path_prob", type=_probability, default=d["drop_path_prob"])
@@ -38,8 +48,15 @@ def _common(p, d):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch", default=None,
                    help="genotype: a name in genotypes.py, a Genotype(...) literal or a JSON path "
-                        "(default: DARTS; with --init_from: the checkpoint's)")
-    p.add_argument("--grad_clip", type=float, default=5.0, help="gradient clipping (global norm)")
+                        "(default: DARTS; with --init_from: the checkpoint's); train.py also "
+                        "takes a NAS-Bench-201 cell: its arch string '|op~0|+|op~0|op~1|+...', "
+                        "a name in genotypes.py holding one, or a NAS-Bench-201 search's "
+                        "genotype.json, trained on NAS-Bench-201's network with its schedule "
+                        "for the flags not given: "
+                        + " ".join(f"--{k} {v:g}" for k, v in NB201_FLAGS.items())
+                        + ", Nesterov momentum")
+    p.add_argument("--grad_clip", type=float, default=5.0,
+                   help="gradient clipping (global norm; 0: none)")
     p.add_argument("--max_steps", type=positive_int, default=None,
                    help="cap the train and test steps per epoch (smoke runs)")
     p.add_argument("--resume", default=None, metavar="PATH",

@@ -12,6 +12,7 @@ the file, shows progress, evaluates on the whole test set (the others wait) and 
 checkpoints.  A run can be resumed with any number of processes that divides --batch_size.
 """
 
+import dataclasses
 import logging
 import os
 import time
@@ -21,8 +22,7 @@ import numpy as np
 from .. import data, distributed
 from ..distributed import SINGLE
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_from_json
-from ..nets.networks import build_network, drop_path_masks
+from ..nets.networks import drop_path_masks
 from ..run import vdl
 from ..run.context import RunContext
 from ..run.meter import Meter
@@ -33,7 +33,9 @@ from ..storage.checkpoint import CHECKPOINT
 from . import state
 from .export import check_onnx_available, export_inference_model
 from ..viz.cells import genotype_pictures
-from .programs import TrainConfig, build_train_programs, multiply_adds, op_count
+from .flags import NB201_FLAGS
+from .programs import (NB201, TrainConfig, build_eval_network, build_train_programs,
+                       multiply_adds, op_count)
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -46,10 +48,28 @@ def make_config(args, spec, kind):
         in_channels=spec.in_channels, image_size=spec.image_size, auxiliary=args.auxiliary,
         auxiliary_weight=args.auxiliary_weight, drop_path_prob=args.drop_path_prob,
         label_smooth=args.label_smooth if imagenet else 0.0, epochs=args.epochs,
-        learning_rate=args.learning_rate, momentum=args.momentum,
+        learning_rate=args.learning_rate, momentum=args.momentum, nesterov=kind == NB201,
         weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         schedule="step" if imagenet else "cosine",
         decay_period=getattr(args, "decay_period", 1), gamma=getattr(args, "gamma", 0.97))
+
+
+def nb201_schedule(args, given):
+    """A new run of a NAS-Bench-201 cell takes NAS-Bench-201's schedule (flags.NB201_FLAGS)
+    for the flags the command line leaves out (`given`: those it names).  Its network has
+    no auxiliary head and no drop path: asking for one is a UserError."""
+    if args.auxiliary:
+        raise UserError("--auxiliary: NAS-Bench-201's network has no auxiliary head; "
+                        "train the cell without --auxiliary")
+    if "drop_path_prob" in given and args.drop_path_prob:
+        raise UserError(f"--drop_path_prob {args.drop_path_prob}: NAS-Bench-201's network has "
+                        "no drop path; train the cell without --drop_path_prob")
+    taken = {flag: value for flag, value in NB201_FLAGS.items() if flag not in given}
+    for flag, value in taken.items():
+        setattr(args, flag, value)
+    log.info("a NAS-Bench-201 cell: NAS-Bench-201's schedule (its paper's section 2.3) for "
+             "the flags not given: %s; Nesterov momentum",
+             " ".join(f"--{flag} {value:g}" for flag, value in taken.items()) or "none")
 
 
 def make_loaders(args, spec, train=True, world=SINGLE):
@@ -89,8 +109,7 @@ def build(cfg, genotype, seed, train=True, world=SINGLE, place=None):
 
 
 def _param_size(cfg, genotype):
-    net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, False, genotype,
-                        cfg.in_channels)
+    net = build_eval_network(dataclasses.replace(cfg, auxiliary=False), genotype)
     return net.params.size  # the auxiliary head is excluded, as the papers count
 
 
@@ -165,7 +184,10 @@ def train(args, kind, ctx, given=()):
     """The whole training run (fresh or resumed) of this process; returns the final
     metadata (None on ranks other than 0)."""
     genotype, resume, initial = state.arch_and_start(args, given)
-    log.info("genotype = %s", format_genotype(genotype))
+    log.info("genotype = %s", state.arch_text(genotype))
+    kind = state.arch_kind(genotype, kind)
+    if kind == NB201 and not resume:
+        nb201_schedule(args, given)
     spec = data.run_spec(args)
     distributed.check_batch_size(args.batch_size, ctx.world)
     train_loader, test_loader = make_loaders(args, spec, world=ctx.world)
@@ -188,7 +210,7 @@ def train(args, kind, ctx, given=()):
     checkpoint = lambda progress, **extra: state.metadata(  # noqa: E731
         args, cfg, genotype, progress, **extra)
     with ctx.epochs(args.visualdl, epoch_steps(train_loader, args.max_steps)):
-        if progress["epoch"] == 0 and step == 0:
+        if progress["epoch"] == 0 and step == 0 and kind != NB201:  # no NB201 cell drawings
             ctx.board.cells(genotype_pictures(genotype), 0)
         for epoch in range(progress["epoch"], cfg.epochs):
             rates = {"lr": programs.lr_scheduler(), "drop_path_prob": drop_prob_at(cfg, epoch)}
@@ -264,7 +286,7 @@ def eval_only(args):
     if not args.model_path:
         raise UserError("--eval_only needs --model_path PATH of a checkpoint.npz or best.npz")
     arrays, meta = state.read_checkpoint(args.model_path)
-    genotype = genotype_from_json(meta["genotype"])
+    genotype = state.arch_from_json(meta["genotype"])
     cfg = state.config_from_meta(meta)
     run = meta["args"]
     args.dataset = run["dataset"]

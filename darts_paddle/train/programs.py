@@ -2,7 +2,8 @@
 
   train   x, y [, drop_mask] -> loss, top-1, top-5 of the batch;
           loss = CE(logits) + auxiliary_weight * CE(aux logits)   (label smoothing for
-          ImageNet), backward, momentum SGD with weight decay and global-norm clipping,
+          ImageNet), backward, momentum SGD (Nesterov's where the config says) with
+          weight decay and global-norm clipping,
           LR from the scheduler (fed by the Executor at every run), BN statistics stored
   infer   x, y -> loss, top-1, top-5, logits with BN in inference mode, no auxiliary head
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..distributed import mean_gradients, mean_over_ranks
+from ..nb201.arch import SPACE
+from ..nets.nb201 import NB201Network
 from ..nets.networks import DropPath, build_network
 from ..nets.ops import Context, stock_convs
 from ..nets.params import SharedVars
@@ -33,9 +36,12 @@ from ..runtime import get_place
 from ..kernels.depthwise import OP as DEPTHWISE_OP
 
 
+NB201 = SPACE  # the TrainConfig kind of NAS-Bench-201's network, named as its space
+
+
 @dataclass
 class TrainConfig:
-    kind: str = "cifar"  # 'cifar' or 'imagenet'
+    kind: str = "cifar"  # 'cifar', 'imagenet' or NB201 (then `layers` is cells per stage)
     C: int = 36
     layers: int = 20
     num_classes: int = 10
@@ -50,7 +56,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False  # Nesterov's momentum (NAS-Bench-201's training)
     weight_decay: float = 3e-4
-    grad_clip: float = 5.0
+    grad_clip: float = 5.0  # 0: no clipping
     schedule: str = "cosine"  # 'cosine' (to 0 over the epochs) or 'step'
     decay_period: int = 1  # 'step': lr * gamma every decay_period epochs
     gamma: float = 0.97
@@ -86,6 +92,17 @@ class TrainPrograms:
         if self.train is not None:
             names.update(self.optimizer_state)
         return names
+
+
+def build_eval_network(cfg, arch):
+    """The network `cfg` trains: NAS-Bench-201's for kind NB201 (`arch` its cell's ops),
+    else a DARTS evaluation network (`arch` a Genotype)."""
+    if cfg.kind != NB201:
+        return build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, cfg.auxiliary, arch,
+                             cfg.in_channels)
+    if cfg.auxiliary or cfg.drop_path_prob:
+        raise ValueError("NAS-Bench-201's network has no auxiliary head and no drop path")
+    return NB201Network(arch, cfg.C, cfg.layers, cfg.num_classes, cfg.in_channels)
 
 
 def _scheduler(cfg):
@@ -196,12 +213,12 @@ def build_export_program(programs):
 
 
 @fast_build
-def build_train_programs(cfg: TrainConfig, genotype, train=True,
+def build_train_programs(cfg: TrainConfig, arch, train=True,
                          world_size=1) -> TrainPrograms:
-    """Both programs (train=False: the inference program only, for --eval_only);
-    world_size: the number of data-parallel processes running the train program."""
-    net = build_network(cfg.kind, cfg.C, cfg.num_classes, cfg.layers, cfg.auxiliary, genotype,
-                        cfg.in_channels)
+    """Both programs (train=False: the inference program only, for --eval_only) of the
+    network `build_eval_network` makes of `arch`; world_size: the number of data-parallel
+    processes running the train program."""
+    net = build_eval_network(cfg, arch)
     shared, startup = SharedVars(), paddle.static.Program()
     train_prog, scheduler, velocity = None, _scheduler(cfg), {}
     if train:

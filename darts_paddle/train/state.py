@@ -15,9 +15,10 @@ from ..storage.checkpoint import CHECKPOINT, load_checkpoint, load_into, save_ch
 from ..data import FOLDER_FLAGS
 from ..storage.resume import adopt_run_flags, check_unfinished
 from ..errors import UserError
-from ..genotype import format_genotype, genotype_from_json, genotype_to_json
+from ..genotype import Genotype, format_genotype, genotype_from_json, genotype_to_json
+from ..nb201 import arch as nb201_arch
 from ..registry import resolve_arch
-from .programs import TrainConfig
+from .programs import NB201, TrainConfig
 
 log = logging.getLogger("darts_paddle.train")
 
@@ -30,6 +31,35 @@ RUN_FLAGS = ("data", "dataset", "batch_size", "seed", "cutout", "cutout_length",
 DEFAULT_ARCH = "DARTS"
 
 
+# --------------------------------------------------------------------------- the arch
+
+def arch_kind(arch, kind):
+    """The TrainConfig kind that trains `arch` in a script of `kind`: NB201 for a
+    NAS-Bench-201 cell, which train.py trains; the script's own for a DARTS genotype."""
+    if isinstance(arch, Genotype):
+        return kind
+    if kind == "imagenet":
+        raise UserError(f"{arch_text(arch)} is a NAS-Bench-201 cell: train it with "
+                        "train.py, which builds NAS-Bench-201's network")
+    return NB201
+
+
+def arch_text(arch):
+    """A Genotype(...) literal, or a NAS-Bench-201 cell's arch string."""
+    return (format_genotype(arch) if isinstance(arch, Genotype)
+            else nb201_arch.format_arch(arch))
+
+
+def arch_to_json(arch):
+    return (genotype_to_json(arch) if isinstance(arch, Genotype)
+            else nb201_arch.to_json(arch))
+
+
+def arch_from_json(obj):
+    """`arch_to_json`'s inverse; also from a record holding it under "genotype"."""
+    return nb201_arch.from_json(obj) if nb201_arch.is_cell_json(obj) else genotype_from_json(obj)
+
+
 # where a run is: finished epochs, the best test accuracy and its epoch, the last epoch's
 # test and train accuracies (None before the first); a run stopped in mid-epoch adds its
 # "step" and "meter"
@@ -40,7 +70,7 @@ PROGRESS = tuple(START)
 def metadata(args, cfg, genotype, progress, **extra):
     """What a checkpoint holds beside the arrays: the run's `progress` (PROGRESS), genotype,
     network config and run flags."""
-    return dict(format=FORMAT, **progress, genotype=genotype_to_json(genotype),
+    return dict(format=FORMAT, **progress, genotype=arch_to_json(genotype),
                 config=dataclasses.asdict(cfg),
                 args={k: getattr(args, k, None) for k in RUN_FLAGS}, **extra)
 
@@ -119,11 +149,11 @@ def arch_and_start(args, given):
             log.info("changed on resume: %s", change)
         check_unfinished(meta["epoch"], args, args.resume,
                          f"best test accuracy {100 * meta['best_acc']:.2f}%")
-        return genotype_from_json(meta["genotype"]), (path, arrays, meta), None
+        return arch_from_json(meta["genotype"]), (path, arrays, meta), None
     if args.init_from:
         initial = read_checkpoint(args.init_from)
         return _init_genotype(args, initial[1], args.init_from), None, initial
-    return resolve_arch(args.arch or DEFAULT_ARCH), None, None
+    return resolve_arch(args.arch or DEFAULT_ARCH, cells=nb201_arch), None, None
 
 
 def continue_from(resume, programs, runner):
@@ -142,10 +172,10 @@ def continue_from(resume, programs, runner):
 
 def _init_genotype(args, meta, path):
     """--init_from trains the checkpoint's genotype; an --arch naming another is a mistake."""
-    genotype = genotype_from_json(meta["genotype"])
-    if args.arch is not None and resolve_arch(args.arch) != genotype:
+    genotype = arch_from_json(meta["genotype"])
+    if args.arch is not None and resolve_arch(args.arch, cells=nb201_arch) != genotype:
         raise UserError(f"--arch {args.arch} is not the genotype of --init_from {path} "
-                        f"({format_genotype(genotype)}): drop --arch")
+                        f"({arch_text(genotype)}): drop --arch")
     return genotype
 
 
