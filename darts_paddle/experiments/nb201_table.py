@@ -35,11 +35,12 @@ from ..storage.atomic import write_atomic
 
 # the searches of the table: name -> train_search.py flags
 METHODS = {"darts": [], "darts-2nd": ["--unrolled"], "pcdarts": ["--method", "pcdarts"]}
-# a budget a 2-core CPU runs in hours: NB201's supernet at C 8, 10 epochs of 50 steps of 64
-# images; "paper": NAS-Bench-201's own (C 16, 50 epochs over the whole split)
+# a budget a 2-core CPU runs in hours: NB201's supernet at C 8, 10 epochs of 25 steps of 64
+# images, no lambda_max (one estimate costs more than an epoch here); "paper":
+# NAS-Bench-201's own (C 16, 50 epochs over the whole split)
 BUDGETS = {
     "reduced": ["--init_channels", "8", "--batch_size", "64", "--epochs", "10",
-                "--max_steps", "50"],
+                "--max_steps", "25", "--eigen_batches", "0"],
     "paper": [],
 }
 # published searches on CIFAR-10 (NAS-Bench-201, table 5; PC-DARTS and DrNAS as the DrNAS
