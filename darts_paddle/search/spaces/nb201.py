@@ -7,6 +7,8 @@ the strongest op of every edge.  A derived cell is the op of every edge (arch.ED
 written as NB201's arch string; with the table installed (pip install
 'darts-paddle[nb201]') `scores` looks it up."""
 
+import dataclasses
+
 import numpy as np
 
 from ...errors import UserError
@@ -14,7 +16,8 @@ from ...nb201 import table
 from ...nb201.arch import OPS, format_arch, from_json, save_json, to_json
 from ..methods.layout import Layout
 from ..nb201_supernet import CELL, NB201SearchNetwork
-from ..programs import SearchConfig, build_search_programs, search_heap_bytes
+from ..programs import build_search_programs, search_heap_bytes
+from . import darts
 
 NAME = "nb201"
 # node j = 1, 2, 3 reads nodes 0 .. j-1: the methods' nodes 0, 1, 2 have 1, 2, 3 inputs
@@ -51,15 +54,9 @@ def set_run_flags(args, given):
 
 
 def config(args, spec, method, world_size):
-    """The supernet (C channels, --layers cells per stage) and optimizers of the flags."""
-    return SearchConfig(method=method, C=args.init_channels, layers=args.layers,
-                        num_classes=spec.num_classes, in_channels=spec.in_channels,
-                        image_size=spec.image_size, epochs=args.epochs,
-                        learning_rate=args.learning_rate, learning_rate_min=args.learning_rate_min,
-                        momentum=args.momentum, weight_decay=args.weight_decay,
-                        grad_clip=args.grad_clip, arch_learning_rate=args.arch_learning_rate,
-                        arch_weight_decay=args.arch_weight_decay, unrolled=args.unrolled,
-                        world_size=world_size, nesterov=True)
+    """The supernet (C channels, --layers cells per stage) and optimizers of the flags: the
+    DARTS space's reading of them, with Nesterov's momentum."""
+    return dataclasses.replace(darts.config(args, spec, method, world_size), nesterov=True)
 
 
 def build_programs(cfg):
