@@ -25,7 +25,7 @@ import_paddle()
 from darts_paddle import cli  # noqa: E402
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF  # noqa: E402
-from darts_paddle.search.methods import ARCH, HESSIAN, METHODS, UNROLL  # noqa: E402
+from darts_paddle.search.methods import ARCH, HESSIAN, UNROLL  # noqa: E402
 from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 
 import train_search  # noqa: E402
@@ -45,11 +45,12 @@ def probe(tmp_path_factory):
     done = launching.launch(out, out / "logs", [str(out)],
                             os.path.join(REPO, "tests", "helpers", "search_probe.py"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return {(m, r): dict(np.load(out / f"{m}-rank{r}.npz")) for m in METHODS for r in (0, 1)}
+    return {(m, r): dict(np.load(out / f"{m}-rank{r}.npz")) for m in probe_script.CASES
+            for r in (0, 1)}
 
 
 @launched
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", probe_script.CASES)
 def test_processes_stay_bit_identical(probe, method):
     rank0, rank1 = probe[(method, 0)], probe[(method, 1)]
     assert rank0.keys() == rank1.keys()

@@ -1,6 +1,6 @@
 """Run by tests/test_search_distributed.py under paddle.distributed.launch (2 processes):
 each process takes its half of fixed float64 batches on a tiny supernet and saves, per
-method, what the test compares with one process: the gradients of one pass (DARTS: and
+method (and for DARTS and PC-DARTS also on NAS-Bench-201's supernet), what the test compares with one process: the gradients of one pass (DARTS: and
 an exact Hessian-vector product of lambda_max), the state before a second-order alpha
 gradient and its result, and the whole state after a few search steps.
 Usage: python tests/helpers/search_probe.py OUT_DIR (a script: only darts_paddle on the path)"""
@@ -20,7 +20,8 @@ from darts_paddle.runner import Runner  # noqa: E402
 from darts_paddle.search import collapse  # noqa: E402
 from darts_paddle.search.architect import OFF, Architect  # noqa: E402
 from darts_paddle.search.methods import ARCH, METHODS, make_method  # noqa: E402
-from darts_paddle.search.programs import SearchConfig, build_search_programs  # noqa: E402
+from darts_paddle.search.programs import SearchConfig  # noqa: E402
+from darts_paddle.search import spaces  # noqa: E402
 
 TINY = SearchConfig(C=2, layers=3, num_classes=5, image_size=8, epochs=4, unrolled=True,
                     dtype="float64")
@@ -39,12 +40,18 @@ def global_batch(seed):
 
 # PC-DARTS splits the ops' channels in K parts: 2 of TINY's 2 (1 through the ops)
 FLAGS = {"pcdarts": {"pc_k": 2}}
+# the probed searches: name -> (method, space); NAS-Bench-201's with one cell per stage
+CASES = {**{m: (m, "darts") for m in METHODS},
+         "nb201-darts": ("darts", "nb201"), "nb201-pcdarts": ("pcdarts", "nb201")}
 
 
-def make(method, world_size, place=None):
-    cfg = dataclasses.replace(TINY, method=make_method(method, **FLAGS.get(method, {})),
-                              world_size=world_size)
-    programs = build_search_programs(cfg)
+def make(case, world_size, place=None):
+    method, space = CASES[case]
+    space = spaces.of(space)
+    cfg = dataclasses.replace(TINY, method=make_method(method, space.LAYOUT,
+                                                       **FLAGS.get(method, {})),
+                              world_size=world_size, layers=1 if space.NAME == "nb201" else 3)
+    programs = space.build_programs(cfg)
     runner = Runner(place, dtype="float64")
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
@@ -65,7 +72,7 @@ def main(out):
         x, y = global_batch(seed)
         return x[world.part(BATCH)], y[world.part(BATCH)]
 
-    for method in METHODS:
+    for method in CASES:
         programs, runner, architect = make(method, world.size, place)
         dump = {}
         architect.gradient(part(1), OFF, ARCH)
