@@ -1,10 +1,11 @@
 """Where a step's time goes: Paddle's profiler over our programs, grouped by kind of op.
 
     python bench/profile_ops.py [--programs search eval] [--search_batch 16]
-                                [--eval_batch 96] [--steps 2]
+                                [--eval_batch 96] [--steps 2] [--space darts|nb201]
 
-  search   one gradient pass of the default supernet (C 16, 8 layers, 32x32), as in
-           bench/search_bench.py (a search step is 2 or 5 of them)
+  search   one gradient pass of the supernet of --space (darts: the default supernet,
+           C 16, 8 layers, 32x32; nb201: NAS-Bench-201's), as in bench/search_bench.py
+           (a search step is 2 or 5 of them)
   eval     one DARTS_V2 CIFAR training step (C 36, 20 layers, auxiliary, drop path), as
            in bench/eval_bench.py
 Each program is built, run once (Paddle prepares it), then profiled for --steps runs.
@@ -54,13 +55,15 @@ def kind_of(op):
 def search_runner():
     import numpy as np
 
-    from bench.search_bench import random_batches
+    from bench.search_bench import random_batches, search_config
 
+    from darts_paddle.search import spaces
     from darts_paddle.search.architect import ON
-    from darts_paddle.search.programs import SearchConfig, build_search_programs
+    from darts_paddle.search.methods import make_method
     from darts_paddle.runner import Runner
 
-    programs = build_search_programs(SearchConfig())
+    space = spaces.of(ARGS.space)
+    programs = space.build_programs(search_config(space, make_method("darts", space.LAYOUT), 1))
     runner = Runner()
     runner.run_startup(programs.startup)
     runner.set_all(programs.initial_values(np.random.default_rng(0)))
@@ -156,7 +159,8 @@ def child(program):
 
 def report(r):
     batch = ARGS.search_batch if r["program"] == "search" else ARGS.eval_batch
-    title = {"search": "search gradient pass", "eval": "DARTS_V2 train step"}[r["program"]]
+    title = {"search": f"search gradient pass ({ARGS.space})",
+             "eval": "DARTS_V2 train step"}[r["program"]]
     print(f"\n{title}, batch {batch} (paddle {r['paddle']}, {r['env']}): wall {r['wall_s']:.2f} s, "
           f"some op running {r['busy_s']:.2f} s ({100 * r['busy_s'] / r['wall_s']:.0f} %), "
           f"summed op time {r['ops_s']:.2f} s over {r['ops']} ops on {r['threads']} executor "
@@ -174,6 +178,8 @@ def main():
     p.add_argument("--search_batch", type=int, default=16)
     p.add_argument("--eval_batch", type=int, default=96)
     p.add_argument("--steps", type=int, default=2, help="profiled runs (averaged)")
+    p.add_argument("--space", choices=["darts", "nb201"], default="darts",
+                   help="the search space whose supernet the search program is")
     p.add_argument("--child", choices=["search", "eval"], help=argparse.SUPPRESS)
     ARGS = p.parse_args()
     if ARGS.child:

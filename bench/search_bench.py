@@ -1,11 +1,14 @@
 """Search benchmark: build, preparation and step times, op counts, peak memory.
 
-    python bench/search_bench.py [--batches 16 64] [--steps 3] [--quick]
+    python bench/search_bench.py [--batches 16 64] [--steps 3] [--quick] [--space nb201]
                                  [--methods darts daas dadarts pcdarts] [--processes 1 2]
+                                 [--no_prefault]
 
 Each batch size runs in its own process (peak RSS is per process).  Every child builds the
-default supernet (C 16, 8 layers, CIFAR shapes, random data) with the second-order
-programs of each search method (methods.py; plain DARTS by default), and measures:
+supernet of --space as train_search.py does with that space's defaults (darts: C 16, 8
+layers; nb201: NAS-Bench-201's, C 16, 5 cells per stage, Nesterov, weight decay 5e-4;
+CIFAR shapes, random data) with the second-order programs of each search method
+(methods/; plain DARTS by default), and measures:
   startup   process start -> first finished second-order step, minus one steady step
   pass      one run of the gradient program (forward + backward)
   step1/2   a whole first-/second-order search step (architect + weight step)
@@ -17,6 +20,9 @@ programs of each search method (methods.py; plain DARTS by default), and measure
   steal     the share of the machine's CPU time the hypervisor gave to other guests
             (/proc/stat) during start-up and during the whole child: on a shared virtual
             machine the figures above move with it
+  heap      with --no_prefault: peak RSS minus RSS before the first step, the host memory
+            the first steps take beyond what building leaves, which search_heap_bytes
+            and a space's HEAP_SHARE are set from (the heap touched ahead would hide it)
 Medians over --steps repetitions after a warm-up.  The last line is machine-readable.
 
 --processes 2 runs the child as a data-parallel search under paddle.distributed.launch
@@ -71,7 +77,26 @@ def steal_percent(before, after):
     return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
 
 
-def child(batch, steps, process_start, method_name="darts", eigen=False):
+def rss_gb():
+    """The process's resident memory now, in GB (VmRSS of /proc/self/status)."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kb / 1024 ** 2
+
+
+def search_config(space, method, world_size):
+    """The SearchConfig train_search.py builds for a second-order search in `space` with
+    every flag at its default (the space's own defaults applied), on CIFAR-10's shapes."""
+    from darts_paddle.data.specs import get_spec
+    from darts_paddle.search.flags import search_parser
+
+    args = search_parser().parse_args(["--space", space.NAME, "--unrolled"])
+    space.set_run_flags(args, given=set())
+    return space.config(args, get_spec(args.dataset), method, world_size)
+
+
+def child(batch, steps, process_start, method_name="darts", eigen=False, space_name="darts",
+          prefault=True):
     import resource
 
     cpu_start = cpu_times()
@@ -86,18 +111,19 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
     from darts_paddle.search import collapse, loop
     from darts_paddle.search.architect import ON, Architect
     from darts_paddle.search.methods import ARCH, make_method
-    from darts_paddle.search.programs import SearchConfig, build_search_programs, search_heap_bytes
+    from darts_paddle.search import spaces
     from darts_paddle.runner import Runner
     from darts_paddle.train.programs import multiply_adds
 
-    method = make_method(method_name)
+    space = spaces.of(space_name)
+    method = make_method(method_name, space.LAYOUT)
     world = distributed.world_from_env()
     place = distributed.start(world) if world.distributed else None
-    cfg = SearchConfig(unrolled=True, method=method, world_size=world.size)
-    # as train_search does (search/loop.py): the first passes' memory touched ahead
-    runtime.prefault(place or runtime.get_place(), search_heap_bytes(cfg, batch // world.size))
+    cfg = search_config(space, method, world.size)
+    if prefault:  # as train_search does (search/loop.py): the first passes' heap touched ahead
+        runtime.prefault(place or runtime.get_place(), space.heap_bytes(cfg, batch // world.size))
     t0 = time.time()
-    programs = build_search_programs(cfg)
+    programs = space.build_programs(cfg)
     build_s = time.time() - t0
     runner = Runner(place)
     runner.run_startup(programs.startup)
@@ -119,6 +145,7 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
         architect.weight_step(train)
         return time.time() - t
 
+    built_gb = rss_gb()
     first_step = step(second)
     first_done, cpu_first_done = time.time(), cpu_times()
     timings = {"pass": [], "step1": [], "step2": []}
@@ -147,7 +174,8 @@ def child(batch, steps, process_start, method_name="darts", eigen=False):
         estimate = collapse.lambda_max(first, batches, defaults.eigen_iterations, seed=0,
                                        weight_decay=loop.eigen_weight_decay(defaults))
     ops = {name: len(p.program.global_block().ops) for name, p in programs.progs.items()}
-    return {"method": method_name, "batch": batch, "processes": world.size,
+    return {"space": space_name, "method": method_name, "batch": batch, "processes": world.size,
+            "prefault": prefault, "built_rss_gb": built_gb,
             "build_s": build_s, "first_step_s": first_step,
             "startup_s": first_done - process_start - med["step2"], "ops": ops,
             "first_done_s": first_done - process_start,
@@ -175,9 +203,10 @@ def child_result(script, args, what):
     return json.loads(lines[-1])
 
 
-def run_child(batch, steps, method, processes=1, eigen=False):
+def run_child(batch, steps, method, processes=1, eigen=False, space="darts", prefault=True):
     args = ["--child", str(batch), "--steps", str(steps), "--start", repr(time.time()),
-            "--methods", method] + (["--eigen"] if eigen else [])
+            "--methods", method, "--space", space] + (["--eigen"] if eigen else []) + (
+        [] if prefault else ["--no_prefault"])
     if processes == 1:
         return child_result(__file__, args, f"batch {batch}")
     with tempfile.TemporaryDirectory() as logs:  # rank 0 prints its result to its log
@@ -195,13 +224,17 @@ def run_child(batch, steps, method, processes=1, eigen=False):
 
 
 def table(results):
+    space = results[0]["space"]
+    if space != "darts":  # the default space's output as it was
+        print(f"search space {space}")
     for method in dict.fromkeys(r["method"] for r in results):
         ops = next(r["ops"] for r in results if r["method"] == method)
         print(f"programs of {method} (PIR ops): " + ", ".join(f"{k} {v}" for k, v in ops.items()))
+    heap = not results[0]["prefault"]
     print(f"{'method':>8} {'batch':>5} {'procs':>5} {'grad ops':>8} {'build s':>8} "
           f"{'startup s':>10} {'pass s':>7} {'1st-order s':>12} {'2nd-order s':>12} "
           f"{'2nd/1st':>8} {'img/s 1st':>10} {'img/s 2nd':>10} {'peak RSS GB':>12} "
-          f"{'steal % start/all':>17}"
+          f"{'steal % start/all':>17}" + (f" {'built RSS GB':>12} {'heap GB':>8}" if heap else "")
           + (f" {'hvp build':>9} {'hvp first':>9} {'eigen s':>8} {'products':>8}"
              if "eigen_s" in results[0] else ""))
     for r in results:
@@ -211,6 +244,8 @@ def table(results):
               f"{r['batch'] / r['step1_s']:>10.1f} {r['batch'] / r['step2_s']:>10.1f} "
               f"{r['rss_gb']:>12.2f} "
               f"{r['steal_startup_pct']:>8.0f}/{r['steal_pct']:<8.0f}"
+              + (f" {r['built_rss_gb']:>12.2f} {r['rss_gb'] - r['built_rss_gb']:>8.2f}"
+                 if heap else "")
               + (f" {r['hvp_build_s']:>9.1f} {r['hvp_first_s']:>9.1f} {r['eigen_s']:>8.1f} "
                  f"{r['eigen_passes']:>8}" if "eigen_s" in r else ""))
     print("runtime settings: " + ", ".join(f"{k}={v}" for k, v in results[0]["env"].items())
@@ -219,6 +254,7 @@ def table(results):
 
 def main():
     from darts_paddle.search.methods import METHODS
+    from darts_paddle.search.spaces import DEFAULT as DEFAULT_SPACE, SPACES
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[16, 64])
@@ -230,20 +266,26 @@ def main():
                    help="data-parallel processes (paddle.distributed.launch) per row")
     p.add_argument("--eigen", action="store_true",
                    help="also time one lambda_max estimate at the search's defaults")
+    p.add_argument("--space", choices=tuple(SPACES), default=DEFAULT_SPACE,
+                   help="the search space whose supernet is timed")
+    p.add_argument("--no_prefault", action="store_true",
+                   help="leave the heap untouched ahead and report the first steps' heap")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.start, args.methods[0], args.eigen)))
+        print(json.dumps(child(args.child, args.steps, args.start, args.methods[0], args.eigen,
+                               args.space, not args.no_prefault)))
         return
     if args.quick:
         args.batches, args.steps = [16], 2
-    results = [run_child(b, args.steps, m, n, args.eigen) for m in args.methods for b in args.batches
-               for n in args.processes]
+    results = [run_child(b, args.steps, m, n, args.eigen, args.space, not args.no_prefault)
+               for m in args.methods for b in args.batches for n in args.processes]
     table(results)
     last = {(r["method"], r["batch"], r["processes"]): r for r in results}[
         args.methods[0], max(args.batches), args.processes[0]]
-    print(f"search_bench: ops={last['ops']['grad']} startup_s={last['startup_s']:.1f} "
+    space = "" if args.space == DEFAULT_SPACE else f"space={args.space} "
+    print(f"search_bench: {space}ops={last['ops']['grad']} startup_s={last['startup_s']:.1f} "
           f"pass{last['batch']}_s={last['pass_s']:.2f} step1_{last['batch']}_s={last['step1_s']:.2f} "
           f"step2_{last['batch']}_s={last['step2_s']:.2f} rss{last['batch']}_gb={last['rss_gb']:.2f}")
 
