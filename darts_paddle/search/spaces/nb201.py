@@ -24,9 +24,10 @@ NAME = "nb201"
 LAYOUT = Layout(NAME, (CELL,), tuple(range(1, 4)), OPS)
 # NAS-Bench-201's search (DARTS-V1/V2 scripts) where it differs from train_search.py's
 DEFAULTS = {"layers": 5, "weight_decay": 5e-4}
-# the supernet's host memory next to the DARTS supernet's of the same width and images
-# (measured at batches 16 and 64: bench/search_bench.py --space nb201)
-HEAP_SHARE = 0.5
+# what runtime.prefault touches ahead, as a share of the DARTS supernet's estimate at the
+# same width and images: the NB201 supernet's first steps took 0.24-0.28 of the DARTS
+# supernet's heap (bench/search_bench.py --space nb201 --no_prefault, docs/performance.md)
+HEAP_SHARE = 0.3
 
 genotype_text = format_arch
 genotype_to_json = to_json
