@@ -48,6 +48,11 @@ def test_a_search_prints_its_arch_string_and_scores_every_epochs_cell(fashion_ro
                                        for d in table.DATASETS}
         assert "NAS-Bench-201 validation accuracy of the cell" in log
         assert f"cifar10 {records[-1]['nb201']['cifar10']:.2f}%" in out
+        from darts_paddle.nb201.__main__ import main as score
+
+        assert score([path]) == 0  # the run directory's cell, scored
+        assert f"cell {arch.format_arch(ops)} (table key {table.key(ops)})" in \
+            capsys.readouterr().out
     from darts_paddle.viz.command import render_search
 
     names = sorted(os.path.basename(p) for p in render_search(path))
