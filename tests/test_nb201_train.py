@@ -30,7 +30,7 @@ from darts_paddle.runner import Prog, Runner  # noqa: E402
 from darts_paddle.storage.checkpoint import load_checkpoint  # noqa: E402
 from darts_paddle.train import flags, loop  # noqa: E402
 from darts_paddle.train.programs import NB201, TrainConfig, build_train_programs  # noqa: E402
-from tests.helpers.numpy_ops import np_avg_pool, np_conv, relu  # noqa: E402
+from tests.helpers.numpy_ops import np_avg_pool, np_batch_norm, np_conv, relu  # noqa: E402
 
 import train as train_script  # noqa: E402
 import train_imagenet as train_imagenet_script  # noqa: E402
@@ -102,13 +102,8 @@ class NumpyCell:
         self.ops, self.w, self.stats, self.training = ops, weights, stats, training
 
     def bn(self, x, name):
-        if self.training:
-            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3))
-        else:
-            mean, var = self.stats[name]
-        c = (1, -1, 1, 1)
-        return ((x - mean.reshape(c)) / np.sqrt(var.reshape(c) + BN_EPS)
-                * self.w[name + ".weight"].reshape(c) + self.w[name + ".bias"].reshape(c))
+        return np_batch_norm(x, self.w[name + ".weight"], self.w[name + ".bias"], BN_EPS,
+                             None if self.training else self.stats[name])
 
     def op(self, op, x, name):
         if op == "none":

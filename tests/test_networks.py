@@ -13,7 +13,7 @@ from darts_paddle.nets.networks import (EvalCell, NetworkCIFAR, NetworkImageNet,
 from darts_paddle.nets.ops import BN_EPS, Context  # noqa: E402
 from darts_paddle.nets.params import ParamStore, SharedVars, StatsStore  # noqa: E402
 from darts_paddle.runner import Runner  # noqa: E402
-from tests.helpers.numpy_ops import np_avg_pool, np_conv, np_max_pool, relu  # noqa: E402
+from tests.helpers.numpy_ops import np_avg_pool, np_batch_norm, np_conv, np_max_pool, relu  # noqa: E402
 
 # docs/algorithm.md section 6: trainable parameters without the auxiliary head
 PUBLISHED = {"DARTS_V1": (3_169_414, 4_510_432), "DARTS_V2": (3_349_342, 4_718_752),
@@ -88,13 +88,8 @@ class NumpyCell:
         self.reduction, self.reduction_prev = reduction, reduction_prev
 
     def bn(self, x, name):
-        if self.training:
-            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3))
-        else:
-            mean, var = self.stats[name]
-        shape = (1, -1, 1, 1)
-        return ((x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + BN_EPS)
-                * self.w[name + ".weight"].reshape(shape) + self.w[name + ".bias"].reshape(shape))
+        return np_batch_norm(x, self.w[name + ".weight"], self.w[name + ".bias"], BN_EPS,
+                             None if self.training else self.stats[name])
 
     def factorized_reduce(self, x, name):
         x = relu(x)

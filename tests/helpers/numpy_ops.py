@@ -46,3 +46,12 @@ def np_avg_pool(x, stride):  # padding not counted
 
 def relu(x):
     return np.maximum(x, 0)
+
+
+def np_batch_norm(x, weight, bias, eps, stats=None):
+    """Affine BN over the channels of x: the batch's statistics, or `stats` (mean, var) in
+    inference mode."""
+    mean, var = (x.mean((0, 2, 3)), x.var((0, 2, 3))) if stats is None else stats
+    c = (1, -1, 1, 1)
+    return ((x - mean.reshape(c)) / np.sqrt(var.reshape(c) + eps) * weight.reshape(c)
+            + bias.reshape(c))
